@@ -1,0 +1,43 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// Echoes the request id in `X-Request-Id` and writes one access-log line per request
+/// (method, path without query, status, duration, peer) at `info`.
+struct AccessLogMiddleware: RouterMiddleware {
+    typealias Context = PortalRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        var status = 500
+        defer {
+            if context.logger.logLevel <= .info {
+                let elapsed = ContinuousClock.now - start
+                let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+                context.logger.info(
+                    "request",
+                    metadata: [
+                        "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "status": "\(status)",
+                        "ms": "\((milliseconds * 10).rounded() / 10)", "peer": "\(context.remoteAddress ?? "-")",
+                    ]
+                )
+            }
+        }
+        do {
+            var response = try await next(request, context)
+            response.headers[.xRequestID] = context.requestID
+            status = Int(response.status.code)
+            return response
+        } catch let error as any HTTPResponseError {
+            status = Int(error.status.code)
+            throw error
+        }
+    }
+}
+
+extension HTTPField.Name {
+    static let xRequestID = Self("X-Request-Id")!
+    static let xForwardedProto = Self("X-Forwarded-Proto")!
+    static let xForwardedHost = Self("X-Forwarded-Host")!
+    static let xForwardedPort = Self("X-Forwarded-Port")!
+}

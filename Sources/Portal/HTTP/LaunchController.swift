@@ -1,0 +1,110 @@
+import Foundation
+import Hummingbird
+import LTI
+import Logging
+
+/// `POST /lti/launch`: verifies an LTI 1.1 launch, records it, replaces the browser's session and
+/// sends the browser on with `303 See Other`; refusals get an HTML page with the right status and a
+/// way back to the VLE. `GET /lti/launch` (a refresh or the back button) explains what to do.
+struct LaunchController: Sendable {
+    /// Launch forms larger than this are refused.
+    static let maximumFormSize = 1 << 20
+
+    let validator: LaunchValidator
+    let store: LaunchStore
+    let resolver: LaunchURLResolver
+    let pages: Pages
+    let publicURL: PublicURL
+    let sessionLifetime: Duration
+
+    func register(with router: Router<PortalRequestContext>) {
+        router.post("/lti/launch") { request, context in try await self.launch(request, context: context) }
+        router.get("/lti/launch") { _, _ in
+            self.pages.response("launch_get", [String: String](), status: .methodNotAllowed, headers: [.allow: "POST"])
+        }
+    }
+
+    func launch(_ request: Request, context: PortalRequestContext) async throws -> Response {
+        let previousToken = SessionCookie.token(in: request)
+        let facts = LaunchStore.RequestFacts(
+            remoteAddress: context.remoteAddress,
+            requestID: context.requestID,
+            previousSessionHash: previousToken.map(SessionToken.hash)
+        )
+        var request = request
+        let launchRequest: LaunchRequest
+        do {
+            launchRequest = try await collect(&request, context: context)
+        } catch let refusal as LaunchRefusal {
+            let empty = LaunchRequest(method: "POST", baseURI: "", parameters: [])
+            return try await refused(refusal, request: empty, facts: facts, context: context)
+        }
+        let launch: Launch
+        do {
+            launch = try await validator.validate(launchRequest)
+        } catch let refusal as LaunchRefusal {
+            return try await refused(refusal, request: launchRequest, facts: facts, context: context)
+        }
+        let accepted = try await store.accept(launch, facts: facts)
+        context.logger.info(
+            "launch accepted",
+            metadata: ["consumer": "\(launch.consumerKey)", "user": "\(accepted.userSlug)", "launch": "\(accepted.launchID)", "role": "\(launch.portalRole.rawValue)"]
+        )
+        var response = Response(status: .seeOther, headers: [.location: publicURL.path("/home"), .cacheControl: "no-store"])
+        response.setCookie(
+            SessionCookie.make(
+                token: accepted.sessionToken,
+                lifetime: sessionLifetime,
+                https: resolver.isHTTPS(headers: request.headers, peer: context.remoteAddress),
+                publicURL: publicURL
+            )
+        )
+        return response
+    }
+
+    /// Reads the form and assembles every signed parameter: URL query, OAuth header, body.
+    private func collect(_ request: inout Request, context: PortalRequestContext) async throws -> LaunchRequest {
+        let contentType = request.headers[.contentType]?.lowercased() ?? ""
+        guard contentType.hasPrefix("application/x-www-form-urlencoded") else {
+            throw LaunchRefusal(.malformedRequest, "A launch must be a form post (application/x-www-form-urlencoded) from the VLE.")
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: Self.maximumFormSize)
+        } catch {
+            throw LaunchRefusal(.malformedRequest, "The launch form is larger than the portal accepts (1 MiB).")
+        }
+        var parameters = [Parameter]()
+        if let query = request.uri.query {
+            parameters += try PercentEncoding.parseForm(Substring(query))
+        }
+        if let authorization = request.headers[.authorization] {
+            parameters += try LaunchRequest.oauthHeaderParameters(authorization)
+        }
+        parameters += try PercentEncoding.parseForm(Substring(String(buffer: body)))
+        let baseURI = resolver.baseURI(path: request.uri.path, headers: request.headers, peer: context.remoteAddress)
+        return LaunchRequest(method: request.method.rawValue, baseURI: baseURI, parameters: parameters)
+    }
+
+    private func refused(_ refusal: LaunchRefusal, request: LaunchRequest, facts: LaunchStore.RequestFacts, context: PortalRequestContext) async throws -> Response {
+        context.logger.notice(
+            "launch refused",
+            metadata: ["reason": "\(refusal.reason.rawValue)", "consumer": "\(request.value("oauth_consumer_key") ?? "-")"]
+        )
+        try await store.refuse(refusal, request: request, facts: facts)
+        let returnURL = request.nonEmptyValue("launch_presentation_return_url").flatMap { url in
+            Launch.isSafeReturnURL(url) ? Launch.returnURL(url, errorMessage: refusal.message) : nil
+        }
+        let heading: String
+        switch refusal.reason.kind {
+        case .badRequest: heading = "This link could not be opened"
+        case .unauthenticated: heading = "This launch could not be verified"
+        case .forbidden: heading = "This launch is not allowed"
+        }
+        let page: [String: Any] = [
+            "heading": heading, "message": refusal.message, "reason": refusal.reason.rawValue,
+            "requestID": context.requestID, "returnURL": returnURL as Any,
+        ]
+        return pages.response("refused", page, status: HTTPResponse.Status(code: refusal.reason.kind.httpStatus))
+    }
+}

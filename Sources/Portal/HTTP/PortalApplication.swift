@@ -1,0 +1,80 @@
+import Foundation
+import Hummingbird
+import LTI
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// Assembles the portal's HTTP application from its configuration and database.
+enum PortalApplication {
+    /// The pieces a running portal is made of, built once at start.
+    struct Parts: Sendable {
+        var validator: LaunchValidator
+        var launches: LaunchStore
+        var sessions: SessionStore
+        var pages: Pages
+        var resolver: LaunchURLResolver
+    }
+
+    static func parts(_ configuration: PortalConfiguration, client: PostgresClient, box: SecretBox, templates: String) async throws -> Parts {
+        let consumers = ConsumerStore(configured: configuration.consumers, client: client, box: box)
+        let window = configuration.timestampWindow.components.seconds
+        return Parts(
+            validator: LaunchValidator(consumers: consumers, nonces: PostgresNonceStore(client: client), timestampWindow: TimeInterval(window)),
+            launches: LaunchStore(client: client, sessionLifetime: configuration.sessionLifetime),
+            sessions: SessionStore(client: client),
+            pages: try await Pages.load(from: templates),
+            resolver: LaunchURLResolver(publicURL: configuration.publicURL, trustedProxies: configuration.trustedProxies)
+        )
+    }
+
+    /// The router with every route and middleware.
+    static func router(_ configuration: PortalConfiguration, parts: Parts, client: PostgresClient) -> Router<PortalRequestContext> {
+        let router = Router(context: PortalRequestContext.self)
+        router.add(middleware: AccessLogMiddleware())
+        router.add(middleware: ErrorPageMiddleware(pages: parts.pages))
+        LaunchController(
+            validator: parts.validator,
+            store: parts.launches,
+            resolver: parts.resolver,
+            pages: parts.pages,
+            publicURL: configuration.publicURL,
+            sessionLifetime: configuration.sessionLifetime
+        ).register(with: router)
+        HomeController(sessions: parts.sessions, pages: parts.pages).register(with: router)
+        HealthController(client: client).register(with: router)
+        return router
+    }
+
+    /// The whole application: HTTP server, database pool, purging and (when embedded) the database
+    /// cluster's lifetime, migrated before the server accepts requests.
+    static func build(
+        _ configuration: PortalConfiguration,
+        database: Database,
+        resources: ResourceDirectories,
+        logger: Logger,
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) async throws -> some ApplicationProtocol {
+        let box = try SecretBox(source: configuration.secretKey)
+        let parts = try await parts(configuration, client: database.client, box: box, templates: resources.templates)
+        var services: [any Service] = []
+        if let cluster = database.embedded {
+            services.append(EmbeddedPostgresService(cluster: cluster))
+        }
+        services.append(database.client)
+        services.append(PurgeService(client: database.client, interval: configuration.noncePurgeInterval, logger: logger))
+        var app = Application(
+            router: router(configuration, parts: parts, client: database.client),
+            configuration: .init(address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: nil),
+            services: services,
+            onServerRunning: onServerRunning,
+            logger: logger
+        )
+        let migrations = resources.migrations
+        app.beforeServerStarts {
+            let applied = try await database.migrate(directory: migrations, logger: logger)
+            if !applied.isEmpty { logger.info("database migrated", metadata: ["applied": "\(applied.joined(separator: ", "))"]) }
+        }
+        return app
+    }
+}
