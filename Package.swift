@@ -64,9 +64,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "TestSupport",
+            dependencies: ["LTI"],
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "LTITests",
-            dependencies: ["LTI"],
+            dependencies: ["LTI", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -74,6 +80,7 @@ let package = Package(
             dependencies: [
                 "Portal",
                 "LTI",
+                "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

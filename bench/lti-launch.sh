@@ -29,6 +29,8 @@
 #   BENCH_MAX_BUSY             before each run, wait until at most this % of CPU is busy with
 #                              other work (default 15) ...
 #   BENCH_QUIET_WAIT           ... for at most this many seconds (default 120), then warn and go on
+#   BENCH_RETRIES              redo a run this many times (default 1) if other work took more than
+#                              BENCH_MAX_BUSY % of the CPU during it; rows still disturbed get a "!"
 #   BENCH_VENV                 Python venv (default /var/cache/portal-bench/venv if writable,
 #                              else bench/.venv); created and filled from bench/requirements.txt
 #   BENCH_KEEP=1               keep the scratch directory (logs, bodies, results.jsonl)
@@ -49,6 +51,7 @@ BENCH_MARGIN=${BENCH_MARGIN:-2}
 BENCH_RATIO_CONNECTIONS=${BENCH_RATIO_CONNECTIONS:-128}
 BENCH_MAX_BUSY=${BENCH_MAX_BUSY:-15}
 BENCH_QUIET_WAIT=${BENCH_QUIET_WAIT:-120}
+BENCH_RETRIES=${BENCH_RETRIES:-1}
 BENCH_CALIBRATE_SECONDS=3
 LTI_KEY=bench
 LTI_SECRET=bench-secret
@@ -210,27 +213,44 @@ start_jupyterhub() {
     LAUNCH_PATH=/hub/lti/launch
 }
 
+server_alive() { # dies with the server's log tail if the server under test has gone away
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        log "$SERVER_NAME (pid $SERVER_PID) is no longer running; last lines of its log:"
+        tail -n 40 "$SERVER_DIR"/*.log >&2 || true
+        SERVER_PID=""
+        die "$SERVER_NAME exited during the benchmark"
+    fi
+}
+
 # ------------------------------------------------------------------------------ one wrk run
 RUN=0
-# run_wrk server scenario conns seconds count user_prefix pool_size kind  -> sets LAST_RATE, LAST_EXHAUSTED
+# run_wrk server scenario conns seconds count user_prefix pool_size kind
+#   -> sets LAST_RATE, LAST_EXHAUSTED (bodies ran out), LAST_DISTURBED (other work took CPU)
 run_wrk() {
     local server=$1 scenario=$2 conns=$3 secs=$4 count=$5 uprefix=$6 pool=$7 kind=$8
     RUN=$((RUN + 1))
     local bodies=$WORK/bodies-$RUN out=$WORK/wrk-$RUN.txt busy
     # Other work on this 2-core machine (a compiler...) skews everything: wait for quiet first.
     busy=$("$PY" "$HELPER" quiet --max-busy "$BENCH_MAX_BUSY" --max-wait "$BENCH_QUIET_WAIT")
+    server_alive
     # Signed immediately before the run: ltiauthenticator accepts timestamps within +-30 s only.
     "$PY" "$HELPER" sign --url "$BASE_URL$LAUNCH_PATH" --key "$LTI_KEY" --secret "$LTI_SECRET" \
         --out "$bodies" --threads "$BENCH_THREADS" --count "$count" \
         --user-prefix "$uprefix" --pool-size "$pool"
     log "wrk: $server $scenario, $conns connections, ${secs}s, $count bodies"
+    "$PY" "$HELPER" cpusnap >"$WORK/cpu-$RUN-before.json"
     wrk -t"$BENCH_THREADS" -c"$conns" -d"${secs}s" --timeout "$((secs + 5))s" --latency \
         -s "$HERE/lti-launch.lua" "$BASE_URL" -- "$bodies" "$LAUNCH_PATH" >"$out" 2>&1 ||
-        { cat "$out" >&2; die "wrk failed"; }
+        { cat "$out" >&2; server_alive; die "wrk failed"; }
+    "$PY" "$HELPER" cpusnap >"$WORK/cpu-$RUN-after.json"
     rm -f "$bodies".*
-    LAST_RATE=$("$PY" "$HELPER" record --wrk-output "$out" --results "$RESULTS" --server "$server" \
-        --scenario "$scenario" --connections "$conns" --kind "$kind" --background-busy "$busy")
-    LAST_EXHAUSTED=$(tail -n1 "$RESULTS" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["exhausted_threads"])')
+    server_alive
+    read -r LAST_RATE LAST_EXHAUSTED LAST_DISTURBED < <("$PY" "$HELPER" record --wrk-output "$out" \
+        --results "$RESULTS" --server "$server" --scenario "$scenario" --connections "$conns" \
+        --kind "$kind" --background-busy "$busy" --max-busy "$BENCH_MAX_BUSY" \
+        --cpu-before "$WORK/cpu-$RUN-before.json" --cpu-after "$WORK/cpu-$RUN-after.json" \
+        --server-pid "$SERVER_PID")
+    [[ -n $LAST_RATE ]] || die "could not read the results of wrk run $RUN ($out)"
 }
 
 bodies_for() { # rate extra_factor -> body count for one measured run
@@ -239,14 +259,20 @@ bodies_for() { # rate extra_factor -> body count for one measured run
 }
 
 measure() { # server scenario conns count user_prefix pool
-    local server=$1 scenario=$2 conns=$3 count=$4 uprefix=$5 pool=$6
-    run_wrk "$server" "$scenario" "$conns" "$BENCH_DURATION" "$count" "$uprefix" "$pool" measure
-    if [[ $LAST_EXHAUSTED != 0 ]]; then
-        count=$((count * 4))
-        log "bodies ran out; redoing this run with $count bodies"
-        if [[ $pool == 0 ]]; then uprefix=${uprefix}r; fi # first-time: users still unseen
-        run_wrk "$server" "$scenario" "$conns" "$BENCH_DURATION" "$count" "$uprefix" "$pool" measure
-    fi
+    local server=$1 scenario=$2 conns=$3 count=$4 uprefix=$5 pool=$6 attempt users
+    for attempt in 1 2 3; do
+        # first-time: every attempt gets users never seen before; returning: the same pool
+        if [[ $pool == 0 ]]; then users=$uprefix$attempt-; else users=$uprefix; fi
+        run_wrk "$server" "$scenario" "$conns" "$BENCH_DURATION" "$count" "$users" "$pool" measure
+        if [[ $LAST_EXHAUSTED == 1 ]]; then
+            count=$((count * 4))
+            log "bodies ran out; redoing this run with $count bodies"
+        elif [[ $LAST_DISTURBED == 1 && $attempt -lt $((BENCH_RETRIES + 1)) ]]; then
+            log "other work took CPU around this run; redoing it"
+        else
+            return 0
+        fi
+    done
 }
 
 bench_server() { # server

@@ -11,6 +11,8 @@ Subcommands
   record   read a wrk run's output, pull out the LTIBENCH line printed by lti-launch.lua, label it
            and append it to a JSON-lines results file; prints the run's accepted launches/s
   report   print the comparison table, the ratios and the final `ratio: X` line
+  cpusnap  print a JSON snapshot of CPU time (machine and per process), for record's
+           --cpu-before/--cpu-after: how much CPU other work took during a run
   free-port  print a free TCP port on 127.0.0.1
 
 Signing uses oauthlib (Python's reference OAuth 1.0a implementation; HMAC-SHA1, signature in
@@ -246,6 +248,54 @@ def _cpu_sample():
     return sum(v[:8]), idle
 
 
+def cmd_cpusnap(a):
+    """Print a snapshot of CPU time: the machine's /proc/stat totals and every process's."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    procs = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        rest = raw[raw.rindex(")") + 2 :].split()
+        # rest[0] is field 3 (state): ppid is field 4, utime/stime fields 14/15
+        procs[pid] = [comm, int(rest[1]), int(rest[11]) + int(rest[12])]
+    json.dump({"total": sum(v[:8]), "busy": sum(v[:8]) - v[3] - v[4], "procs": procs}, sys.stdout)
+
+
+def _others_pct(before_file, after_file, server_pid):
+    """% of the machine's CPU used during a run by anything but the server under test (and its
+    child processes), wrk, and PostgreSQL: i.e. by work that competes with the benchmark."""
+    with open(before_file) as f:
+        b = json.load(f)
+    with open(after_file) as f:
+        e = json.load(f)
+    children = {}
+    for pid, (_comm, ppid, _t) in e["procs"].items():
+        children.setdefault(str(ppid), []).append(pid)
+    ours = set()
+    stack = [str(server_pid)]
+    while stack:
+        p = stack.pop()
+        if p in ours:
+            continue
+        ours.add(p)
+        stack += children.get(p, [])
+    used = 0
+    for pid, (comm, _ppid, t) in e["procs"].items():
+        if pid in ours or comm in ("wrk", "postgres", "postmaster"):
+            bt = b["procs"].get(pid)
+            used += t - (bt[2] if bt and bt[0] == comm else 0)
+    total = e["total"] - b["total"]
+    others = (e["busy"] - b["busy"]) - used
+    return max(0.0, 100.0 * others / total) if total > 0 else 0.0
+
+
 def cmd_quiet(a):
     """Wait (at most --max-wait s) until the machine is nearly idle; print the busy percentage.
 
@@ -294,6 +344,10 @@ def cmd_record(a):
         seconds = r["duration_s"]
     r["seconds"] = seconds
     r["rate"] = r["accepted"] / seconds if seconds > 0 else 0.0
+    if a.cpu_before and a.cpu_after:
+        r["others_during_pct"] = round(_others_pct(a.cpu_before, a.cpu_after, a.server_pid), 1)
+    else:
+        r["others_during_pct"] = 0.0
     r.update(
         server=a.server,
         scenario=a.scenario,
@@ -303,13 +357,15 @@ def cmd_record(a):
     )
     with open(a.results, "a") as f:
         f.write(json.dumps(r) + "\n")
-    print(f"{r['rate']:.1f}")
+    disturbed = int(a.background_busy > a.max_busy or r["others_during_pct"] > a.max_busy)
+    print(f"{r['rate']:.1f} {int(r['exhausted_threads'] > 0)} {disturbed}")
     flag = "  (bodies ran out)" if r["exhausted_threads"] else ""
     print(
         f"  {a.server} {a.scenario} c{a.connections} [{a.kind}]: {r['rate']:.1f} accepted/s, "
         f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
         f"{r['accepted']} accepted, {r['refused']} refused {r['codes'] or ''}, "
-        f"socket errors {r['socket_errors']}{flag}",
+        f"socket errors {r['socket_errors']}, other work {a.background_busy:.0f}% before / "
+        f"{r['others_during_pct']:.0f}% during{flag}",
         file=sys.stderr,
     )
 
@@ -320,8 +376,12 @@ def cmd_record(a):
 BUSY_LIMIT = 15.0
 
 
+def _disturbed(r):
+    return r.get("background_busy_pct", 0) > BUSY_LIMIT or r.get("others_during_pct", 0) > BUSY_LIMIT
+
+
 def _fmt_rate(r):
-    flags = ("*" if r["exhausted_threads"] else "") + ("!" if r.get("background_busy_pct", 0) > BUSY_LIMIT else "")
+    flags = ("*" if r["exhausted_threads"] else "") + ("!" if _disturbed(r) else "")
     return f"{r['rate']:.1f}{flags}"
 
 
@@ -358,8 +418,11 @@ def cmd_report(a):
                 )
     if any(r["exhausted_threads"] for r in final.values()):
         print("* bodies ran out before the end of the run: rate over the time launches were answered")
-    if any(r.get("background_busy_pct", 0) > BUSY_LIMIT for r in final.values()):
-        print(f"! the machine was more than {BUSY_LIMIT:.0f}% busy with other work just before this run: unreliable")
+    if any(_disturbed(r) for r in final.values()):
+        print(
+            f"! other work used more than {BUSY_LIMIT:.0f}% of the machine's CPU just before or during "
+            "this run: unreliable"
+        )
     for r in final.values():
         if r["codes"]:
             print(f"non-accepted statuses, {r['server']} {r['scenario']} c{r['connections']}: {r['codes']}")
@@ -436,6 +499,10 @@ def main():
     r.add_argument("--connections", type=int, required=True)
     r.add_argument("--kind", default="measure", choices=["measure", "calibrate"])
     r.add_argument("--background-busy", type=float, default=0.0, help="CPU %% busy just before the run")
+    r.add_argument("--cpu-before", help="cpusnap output taken just before wrk")
+    r.add_argument("--cpu-after", help="cpusnap output taken just after wrk")
+    r.add_argument("--server-pid", type=int, default=0)
+    r.add_argument("--max-busy", type=float, default=15.0)
     r.set_defaults(func=cmd_record)
 
     rp = sub.add_parser("report")
@@ -443,6 +510,9 @@ def main():
     rp.add_argument("--ratio-connections", type=int, default=128)
     rp.add_argument("--max-busy", type=float, default=15.0)
     rp.set_defaults(func=cmd_report)
+
+    cs = sub.add_parser("cpusnap")
+    cs.set_defaults(func=cmd_cpusnap)
 
     fp = sub.add_parser("free-port")
     fp.set_defaults(func=cmd_free_port)

@@ -9,6 +9,13 @@ public struct Launch: Sendable {
         public var title: String?
         /// `context_label`, e.g. "TM351-25J".
         public var label: String?
+
+        /// Creates a context.
+        public init(id: String, title: String?, label: String?) {
+            self.id = id
+            self.title = title
+            self.label = label
+        }
     }
 
     /// The person launching, as far as the VLE discloses them.

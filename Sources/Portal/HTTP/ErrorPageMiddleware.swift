@@ -13,12 +13,12 @@ struct ErrorPageMiddleware: RouterMiddleware {
             return try await next(request, context)
         } catch let error as HTTPError {
             if error.status == .notFound {
-                return pages.response("error", ["message": "There is no page at this address.", "requestID": context.requestID], status: .notFound)
+                return pages.response("error", PageModel.Failure(message: "There is no page at this address.", requestID: context.requestID), status: .notFound)
             }
             throw error
         } catch {
             context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
-            let page = ["message": "The portal could not complete this request. Nothing was lost.", "requestID": context.requestID]
+            let page = PageModel.Failure(message: "The portal could not complete this request. Nothing was lost.", requestID: context.requestID)
             return pages.response("error", page, status: error is PSQLError ? .serviceUnavailable : .internalServerError)
         }
     }

@@ -8,25 +8,20 @@ struct HomeController: Sendable {
     let pages: Pages
 
     func register(with router: Router<PortalRequestContext>) {
-        router.get("/") { _, _ in self.pages.response("index", [String: String]()) }
+        router.get("/") { _, _ in self.pages.response("index", PageModel.Empty()) }
         router.get("/home") { request, _ in try await self.home(request) }
     }
 
     func home(_ request: Request) async throws -> Response {
         guard let token = SessionCookie.token(in: request), let session = try await sessions.find(token: token) else {
-            return pages.response("no_session", [String: String](), status: .unauthorized)
+            return pages.response("no_session", PageModel.Empty(), status: .unauthorized)
         }
-        var course: [String: Any]?
-        if session.courseID != nil {
-            course = ["title": session.courseTitle ?? session.courseLabel ?? session.contextID ?? "Your course", "label": session.courseLabel as Any]
+        let course = session.courseID.map { _ in
+            PageModel.Landing.Course(title: session.courseTitle ?? session.courseLabel ?? session.contextID ?? "Your course", label: session.courseLabel)
         }
-        let page: [String: Any] = [
-            "name": session.displayName as Any,
-            "consumer": session.consumerKey,
-            "course": course as Any,
-            "roleName": Self.roleName(session.role),
-            "returnURL": session.returnURL as Any,
-        ]
+        let page = PageModel.Landing(
+            name: session.displayName, consumer: session.consumerKey, course: course, roleName: Self.roleName(session.role), returnURL: session.returnURL
+        )
         return pages.response("landing", page)
     }
 

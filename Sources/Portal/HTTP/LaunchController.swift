@@ -20,7 +20,7 @@ struct LaunchController: Sendable {
     func register(with router: Router<PortalRequestContext>) {
         router.post("/lti/launch") { request, context in try await self.launch(request, context: context) }
         router.get("/lti/launch") { _, _ in
-            self.pages.response("launch_get", [String: String](), status: .methodNotAllowed, headers: [.allow: "POST"])
+            self.pages.response("launch_get", PageModel.Empty(), status: .methodNotAllowed, headers: [.allow: "POST"])
         }
     }
 
@@ -101,10 +101,9 @@ struct LaunchController: Sendable {
         case .unauthenticated: heading = "This launch could not be verified"
         case .forbidden: heading = "This launch is not allowed"
         }
-        let page: [String: Any] = [
-            "heading": heading, "message": refusal.message, "reason": refusal.reason.rawValue,
-            "requestID": context.requestID, "returnURL": returnURL as Any,
-        ]
+        let page = PageModel.Refused(
+            heading: heading, message: refusal.message, reason: refusal.reason.rawValue, requestID: context.requestID, returnURL: returnURL
+        )
         return pages.response("refused", page, status: HTTPResponse.Status(code: refusal.reason.kind.httpStatus))
     }
 }

@@ -42,11 +42,12 @@ struct LaunchStore: Sendable {
                 let rows = try await client.query(
                     """
                     SELECT user_id, user_slug, course_id, launch_id FROM portal_accept_launch(
-                        \(launch.consumerKey), \(launch.userID), \(slug), \(launch.person.fullName), \(launch.person.givenName),
-                        \(launch.person.familyName), \(launch.person.email), \(launch.context?.id), \(launch.context?.title),
-                        \(launch.context?.label), \(launch.portalRole.rawValue), \(launch.rolesValue), \(launch.resourceLinkID),
-                        \(custom)::jsonb, \(launch.returnURL), \(launch.outcomeServiceURL), \(launch.resultSourcedID),
-                        \(facts.remoteAddress), \(facts.requestID), \(tokenHash), \(previous), \(seconds))
+                        \(launch.consumerKey)::text, \(launch.userID)::text, \(slug)::text, \(launch.person.fullName)::text,
+                        \(launch.person.givenName)::text, \(launch.person.familyName)::text, \(launch.person.email)::text,
+                        \(launch.context?.id)::text, \(launch.context?.title)::text, \(launch.context?.label)::text,
+                        \(launch.portalRole.rawValue)::text, \(launch.rolesValue)::text, \(launch.resourceLinkID)::text, \(custom)::jsonb,
+                        \(launch.returnURL)::text, \(launch.outcomeServiceURL)::text, \(launch.resultSourcedID)::text,
+                        \(facts.remoteAddress)::text, \(facts.requestID)::text, \(tokenHash)::bytea, \(previous)::bytea, \(seconds)::integer)
                     """
                 )
                 for try await (userID, userSlug, courseID, launchID) in rows.decode((Int64, String, Int64?, Int64).self) {

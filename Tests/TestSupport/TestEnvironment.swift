@@ -1,0 +1,49 @@
+import Foundation
+
+/// The real components the test command (scripts/test.sh) provides, read from the environment.
+/// Tests that need one are disabled when it is absent, unless `PORTAL_TEST_REQUIRE_ALL=1` (set by the
+/// test command and CI), in which case they run and fail loudly.
+public enum TestEnvironment {
+    static let environment = ProcessInfo.processInfo.environment
+
+    /// Whether every real-component test must run.
+    public static var requireAll: Bool { environment["PORTAL_TEST_REQUIRE_ALL"] == "1" }
+
+    /// A PostgreSQL server URL whose user may create databases.
+    public static var databaseURL: String? { environment["PORTAL_TEST_DATABASE_URL"] }
+
+    /// A Python with oauthlib and lti installed.
+    public static var python: String? { environment["PORTAL_TEST_PYTHON"] }
+
+    /// The PostgreSQL server programs' directory (initdb, pg_ctl), for embedded-cluster tests.
+    public static var postgresBin: String? { environment["PORTAL_TEST_PG_BIN"] }
+
+    /// Whether database tests can run (or must).
+    public static var hasDatabase: Bool { databaseURL != nil || requireAll }
+
+    /// Whether the independent signers can run (or must).
+    public static var hasPython: Bool { python != nil || requireAll }
+
+    /// The repository root.
+    public static var repositoryRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    /// The directory of the built products (where the `portal` binary is).
+    public static var productsDirectory: URL {
+        // The test bundle lives in the products directory (…/debug/portalPackageTests.xctest).
+        let bundle = Bundle.main.bundleURL
+        var directory = bundle
+        while directory.path != "/" {
+            if FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("portal").path) { return directory }
+            directory.deleteLastPathComponent()
+        }
+        return repositoryRoot.appendingPathComponent(".build/debug")
+    }
+}
+
+/// A real component the tests need is missing.
+public struct MissingComponent: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
