@@ -23,7 +23,7 @@
 #   BENCH_THREADS              wrk threads (default 2)
 #   BENCH_POOL                 returning-student pool size (default 1000)
 #   BENCH_MARGIN               bodies signed = calibrated rate x duration x margin (default 2;
-#                              doubled for the returning scenario); a run that still runs out is
+#                              x3 for the returning scenario); a run that still runs out is
 #                              redone once with 4x as many bodies
 #   BENCH_RATIO_CONNECTIONS    connection count of the headline ratio (default 128)
 #   BENCH_MAX_BUSY             before each run, wait until at most this % of CPU is busy with
@@ -293,7 +293,7 @@ bench_server() { # server
 
     local n_first n_ret
     n_first=$(bodies_for "$rate" 1)
-    n_ret=$(bodies_for "$rate" 2) # returning launches are cheaper: expect up to ~2x the rate
+    n_ret=$(bodies_for "$rate" 3) # returning launches are cheaper: expect up to ~3x the rate
 
     for c in $BENCH_CONNECTIONS; do
         measure "$s" first-time "$c" "$n_first" "new-$tag-c$c-" 0

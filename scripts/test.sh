@@ -61,5 +61,5 @@ export PORTAL_TEST_PG_BIN="$PG_BIN"
 export PORTAL_TEST_REQUIRE_ALL=1
 
 # 4. Build (the integration tests start the real `portal` binary) and test.
-swift build --build-tests "$@"
+swift build --build-tests
 swift test --skip-build "$@"

@@ -41,7 +41,7 @@ struct PurgeService: Service {
         let nonces = PostgresNonceStore(client: client)
         while !Task.isCancelledOrShuttingDown {
             do {
-                try await Task.sleep(for: interval)
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
             } catch {
                 return
             }
