@@ -15,7 +15,7 @@ struct TestDatabase {
             throw MissingComponent("PORTAL_TEST_DATABASE_URL is not set: run the tests with scripts/test.sh")
         }
         let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
-        try await withClient(url: admin) { client in
+        _ = try await withClient(url: admin) { client in
             try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
         }
         var components = try #require(URLComponents(string: admin))

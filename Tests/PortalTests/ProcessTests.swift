@@ -1,0 +1,156 @@
+import AsyncHTTPClient
+import Foundation
+import LTI
+import NIOHTTP1
+import TestSupport
+import Testing
+
+@Suite("Whole portal processes", .enabled(if: TestEnvironment.hasDatabase && TestEnvironment.hasPython), .serialized)
+struct ProcessTests {
+    func scratch() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("portal-proc-\(UUID().uuidString.prefix(8))").path
+    }
+
+    /// Two portal processes on one database act as replicas: a launch accepted by one is a replay to
+    /// the other, and the user it created is the same for both.
+    @Test func aNonceUsedOnOneReplicaIsRefusedByTheOther() async throws {
+        let database = try await TestDatabase.create()
+        let directory = scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let portA = try PortalProcess.freePort()
+        let portB = try PortalProcess.freePort()
+        // Both replicas are reached at one public URL (the load balancer's).
+        let extra = "database:\n  url: \(database.url)\n"
+        let configA = try PortalProcess.writeConfig(directory: directory + "/a", port: portA, extra: extra)
+        let configB = try PortalProcess.writeConfig(directory: directory + "/b", port: portB, extra: extra)
+        for config in [configA, configB] {
+            var text = try String(contentsOfFile: config, encoding: .utf8)
+            text = text.replacingOccurrences(of: #"public_url: http://127.0.0.1:\d+"#, with: "public_url: https://portal.example.ac.uk", options: .regularExpression)
+            try text.write(toFile: config, atomically: true, encoding: .utf8)
+        }
+        let a = try await PortalProcess(config: configA, port: portA)
+        defer { a.stop() }
+        let b = try await PortalProcess(config: configB, port: portB)
+        defer { b.stop() }
+
+        let signed = try PortalHarness.sign(params: IndependentSigner.launchParameters(user: "replica-user"))
+        let first = try await a.postForm("/lti/launch", body: signed.body)
+        #expect(first.status == .seeOther, "\(first.body.components(separatedBy: "<code>").last ?? "")")
+        let replay = try await b.postForm("/lti/launch", body: signed.body)
+        #expect(replay.status == .unauthorized)
+        #expect(replay.body.contains("replayed_nonce"))
+        let replayA = try await a.postForm("/lti/launch", body: signed.body)
+        #expect(replayA.status == .unauthorized)
+
+        // A fresh launch on B finds the same user; its session works on A.
+        let again = try PortalHarness.sign(params: IndependentSigner.launchParameters(user: "replica-user"))
+        let second = try await b.postForm("/lti/launch", body: again.body)
+        #expect(second.status == .seeOther)
+        let cookie = try #require(second.headers["Set-Cookie"].first?.split(separator: ";").first.map(String.init))
+        let home = try await a.get("/home", cookie: cookie)
+        #expect(home.status == .ok)
+        #expect(home.body.contains("Student replica-user"))
+        try await database.withClient { client in
+            let users = try await TestDatabase.count(client, "SELECT count(*) FROM users")
+            let accepted = try await TestDatabase.count(client, "SELECT count(*) FROM launches WHERE outcome = 'accepted'")
+            let refused = try await TestDatabase.count(client, "SELECT count(*) FROM launches WHERE outcome = 'refused' AND reason = 'replayed_nonce'")
+            #expect(users == 1 && accepted == 2 && refused == 2)
+        }
+    }
+
+    /// Without database.url the portal runs its own PostgreSQL: created on first start, reused with
+    /// its data on restart, stopped with the portal.
+    @Test(.enabled(if: TestEnvironment.postgresBin != nil || TestEnvironment.requireAll))
+    func theEmbeddedDatabaseLivesAndDiesWithThePortal() async throws {
+        let bin = try #require(TestEnvironment.postgresBin, "PORTAL_TEST_PG_BIN is not set")
+        let directory = scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let port = try PortalProcess.freePort()
+        let config = try PortalProcess.writeConfig(directory: directory, port: port, extra: "embedded_postgres:\n  bin_dir: \(bin)\n")
+        let cluster = directory + "/data/postgres"
+
+        let first = try await PortalProcess(config: config, port: port, timeout: .seconds(120))
+        #expect(FileManager.default.fileExists(atPath: cluster + "/PG_VERSION"))
+        #expect(FileManager.default.fileExists(atPath: cluster + "/postmaster.pid"))
+        let signed = try PortalHarness.sign(url: "http://127.0.0.1:\(port)/lti/launch", params: IndependentSigner.launchParameters(user: "embedded-user"))
+        let launch = try await first.postForm("/lti/launch", body: signed.body)
+        #expect(launch.status == .seeOther)
+        let cookie = try #require(launch.headers["Set-Cookie"].first?.split(separator: ";").first.map(String.init))
+        first.stop()
+        #expect(first.process.terminationStatus == 0, "\(first.log)")
+        // A clean stop: the cluster is down and left no pid file.
+        #expect(!FileManager.default.fileExists(atPath: cluster + "/postmaster.pid"), "\(first.log)")
+
+        let second = try await PortalProcess(config: config, port: port, timeout: .seconds(120))
+        defer { second.stop() }
+        let home = try await second.get("/home", cookie: cookie)
+        #expect(home.status == .ok)
+        #expect(home.body.contains("Student embedded-user"))
+        // The same nonce is still refused after the restart: nonces are durable.
+        let replay = try await second.postForm("/lti/launch", body: signed.body)
+        #expect(replay.status == .unauthorized)
+
+        // A second portal on the same data directory is refused instead of sharing the cluster.
+        let otherPort = try PortalProcess.freePort()
+        let otherConfig = try PortalProcess.writeConfig(directory: directory, port: otherPort, extra: "embedded_postgres:\n  bin_dir: \(bin)\n")
+        let clash = try PortalProcess.run(["serve", "--config", otherConfig])
+        #expect(clash.status != 0)
+        #expect(clash.output.contains("another portal is already serving"))
+    }
+
+    @Test func theConsumerCommandsManageSealedSecrets() async throws {
+        let database = try await TestDatabase.create()
+        let directory = scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let port = try PortalProcess.freePort()
+        let config = try PortalProcess.writeConfig(directory: directory, port: port, extra: "database:\n  url: \(database.url)\n")
+
+        let added = try PortalProcess.run(["consumer", "add", "--config", config, "--key", "moodle-prod", "--name", "Moodle production"])
+        #expect(added.status == 0, "\(added.output)")
+        let secretLine = try #require(added.output.split(separator: "\n").first { $0.hasPrefix("Secret:") })
+        let secret = secretLine.dropFirst("Secret:".count).trimmingCharacters(in: .whitespaces)
+        #expect(secret.count >= 40)
+        #expect(added.output.contains("Launch URL:   http://127.0.0.1:\(port)/lti/launch"))
+
+        let listed = try PortalProcess.run(["consumer", "list", "--config", config])
+        #expect(listed.status == 0)
+        #expect(listed.output.contains("moodle-prod\tMoodle production\tyes\tdatabase"))
+        #expect(listed.output.contains("vle\t"))
+        #expect(!listed.output.contains(secret))
+
+        let duplicate = try PortalProcess.run(["consumer", "add", "--config", config, "--key", "moodle-prod", "--secret", "x"])
+        #expect(duplicate.status != 0)
+        #expect(duplicate.output.contains("exists already"))
+
+        try await database.withClient { client in
+            // Sealed at rest: the secret is not in the row.
+            let plain = try await TestDatabase.count(client, "SELECT count(*) FROM consumers WHERE position(convert_to('\(secret)', 'UTF8') in secret_sealed) > 0")
+            #expect(plain == 0)
+        }
+
+        // A launch signed with the generated secret is accepted by a running portal.
+        let portal = try await PortalProcess(config: config, port: port)
+        let signed = try PortalHarness.sign(url: "http://127.0.0.1:\(port)/lti/launch", key: "moodle-prod", secret: secret)
+        #expect(try await portal.postForm("/lti/launch", body: signed.body).status == .seeOther)
+        portal.stop()
+
+        let removed = try PortalProcess.run(["consumer", "remove", "--config", config, "--key", "moodle-prod"])
+        #expect(removed.status == 0)
+        let missing = try PortalProcess.run(["consumer", "remove", "--config", config, "--key", "moodle-prod"])
+        #expect(missing.status != 0)
+        #expect(missing.output.contains("no consumer"))
+    }
+
+    @Test func aBadConfigurationStopsWithTheFileKeyAndReason() throws {
+        let directory = scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = directory + "/bad.yaml"
+        try "listen: 127.0.0.1:8080\nlti:\n  timestamp_window: soon\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try PortalProcess.run(["serve", "--config", path])
+        #expect(result.status != 0)
+        #expect(result.output.contains("\(path):3: lti.timestamp_window: expected a duration"))
+        let help = try PortalProcess.run(["consumer", "add", "--help"])
+        #expect(help.status == 0 && help.output.contains("--secret-file"))
+    }
+}
