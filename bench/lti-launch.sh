@@ -109,10 +109,9 @@ SERVER_NAME=""
 SERVER_DIR=""
 
 stop_server() {
-    local pid=$SERVER_PID name=$SERVER_NAME
-    [[ -n $pid ]] || return 0
-    SERVER_PID=""
-    if kill -0 "$pid" 2>/dev/null; then
+    local pid=$SERVER_PID name=$SERVER_NAME dir=$SERVER_DIR
+    SERVER_PID="" SERVER_DIR=""
+    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
         log "stopping $name (pid $pid)"
         kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -124,7 +123,7 @@ stop_server() {
     fi
     # The portal's embedded PostgreSQL is a daemon of its own (pg_ctl); if the portal left it
     # running, stop that postmaster too (it was started by this run, under this scratch dir).
-    if [[ -n $SERVER_DIR ]]; then
+    if [[ -n $dir ]]; then
         local pidfile ppid
         while IFS= read -r pidfile; do
             ppid=$(head -n1 "$pidfile" 2>/dev/null || true)
@@ -133,7 +132,7 @@ stop_server() {
                 kill -INT "$ppid" 2>/dev/null || true # fast shutdown
                 for _ in $(seq 1 100); do kill -0 "$ppid" 2>/dev/null || break; sleep 0.1; done
             fi
-        done < <(find "$SERVER_DIR" -name postmaster.pid 2>/dev/null)
+        done < <(find "$dir" -name postmaster.pid 2>/dev/null)
     fi
 }
 
@@ -190,6 +189,12 @@ start_portal() {
         echo "    - key: $LTI_KEY"
         echo "      secret: $LTI_SECRET"
     } >"$dir/portal.yaml"
+    if [[ -n ${PORTAL_BENCH_DATABASE_URL:-} ]]; then
+        # An external database may be fresh: apply the migrations first (idempotent).
+        log "portal migrate (external PostgreSQL)"
+        (cd "$dir" && "$PORTAL_BIN" migrate --config "$dir/portal.yaml") >"$dir/migrate.log" 2>&1 ||
+            { tail -n 40 "$dir/migrate.log" >&2; die "portal migrate failed"; }
+    fi
     log "starting portal on 127.0.0.1:$port ($([[ -n ${PORTAL_BENCH_DATABASE_URL:-} ]] && echo "external PostgreSQL" || echo "embedded PostgreSQL under $dir/data"))"
     (cd "$dir" && exec "$PORTAL_BIN" serve --config "$dir/portal.yaml") >"$dir/portal.log" 2>&1 &
     SERVER_PID=$! SERVER_NAME=portal SERVER_DIR=$dir
@@ -217,7 +222,7 @@ server_alive() { # dies with the server's log tail if the server under test has 
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
         log "$SERVER_NAME (pid $SERVER_PID) is no longer running; last lines of its log:"
         tail -n 40 "$SERVER_DIR"/*.log >&2 || true
-        SERVER_PID=""
+        SERVER_PID="" # gone already; cleanup still stops any PostgreSQL it left behind
         die "$SERVER_NAME exited during the benchmark"
     fi
 }

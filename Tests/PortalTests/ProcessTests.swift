@@ -141,6 +141,34 @@ struct ProcessTests {
         #expect(missing.output.contains("no consumer"))
     }
 
+    /// `portal launch-link` prints a page whose form is a launch the portal accepts, once.
+    @Test func aLaunchLinkPageLaunches() async throws {
+        let database = try await TestDatabase.create()
+        let directory = scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let port = try PortalProcess.freePort()
+        let config = try PortalProcess.writeConfig(directory: directory, port: port, extra: "database:\n  url: \(database.url)\n")
+        let page = try PortalProcess.run(["launch-link", "--config", config, "--key", "vle", "--roles", "Instructor", "--custom", "profile=tm351"])
+        #expect(page.status == 0)
+        #expect(page.output.contains("action=\"http://127.0.0.1:\(port)/lti/launch\""))
+        let inputs = try Regex(#"<input type="hidden" name="([^"]*)" value="([^"]*)">"#)
+        let unescape = { (text: Substring) in
+            text.replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
+                .replacingOccurrences(of: "&amp;", with: "&")
+        }
+        let form = page.output.matches(of: inputs).map { match in
+            let name = unescape(match.output[1].substring ?? ""), value = unescape(match.output[2].substring ?? "")
+            return PercentEncoding.encode(name) + "=" + PercentEncoding.encode(value)
+        }.joined(separator: "&")
+        #expect(form.contains("custom_profile=tm351"))
+        let portal = try await PortalProcess(config: config, port: port)
+        defer { portal.stop() }
+        #expect(try await portal.postForm("/lti/launch", body: form).status == .seeOther)
+        #expect(try await portal.postForm("/lti/launch", body: form).status == .unauthorized)
+        let unknown = try PortalProcess.run(["launch-link", "--config", config, "--key", "nobody"])
+        #expect(unknown.status != 0 && unknown.output.contains("no consumer"))
+    }
+
     @Test func aBadConfigurationStopsWithTheFileKeyAndReason() throws {
         let directory = scratch()
         defer { try? FileManager.default.removeItem(atPath: directory) }
