@@ -102,6 +102,7 @@ HELPER=$HERE/lti_bench.py
 
 # ------------------------------------------------------------------------------ scratch + cleanup
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/lti-bench.XXXXXX")
+chmod 755 "$WORK" # a root portal's embedded PostgreSQL runs as another user and needs to get in
 RESULTS=$WORK/results.jsonl
 : >"$RESULTS"
 SERVER_PID=""
@@ -189,14 +190,15 @@ start_portal() {
         echo "    - key: $LTI_KEY"
         echo "      secret: $LTI_SECRET"
     } >"$dir/portal.yaml"
-    if [[ -n ${PORTAL_BENCH_DATABASE_URL:-} ]]; then
-        # An external database may be fresh: apply the migrations first (idempotent).
-        log "portal migrate (external PostgreSQL)"
-        (cd "$dir" && "$PORTAL_BIN" migrate --config "$dir/portal.yaml") >"$dir/migrate.log" 2>&1 ||
-            { tail -n 40 "$dir/migrate.log" >&2; die "portal migrate failed"; }
-    fi
     log "starting portal on 127.0.0.1:$port ($([[ -n ${PORTAL_BENCH_DATABASE_URL:-} ]] && echo "external PostgreSQL" || echo "embedded PostgreSQL under $dir/data"))"
-    (cd "$dir" && exec "$PORTAL_BIN" serve --config "$dir/portal.yaml") >"$dir/portal.log" 2>&1 &
+    # `serve` applies the migrations itself. It runs from the repository root so that it finds
+    # ./Templates and ./Migrations, and without the PORTAL_* variables that would override the
+    # config file. As root, its embedded PostgreSQL runs as the user portal-postgres, which must
+    # be able to reach the data dir (hence the chmod of the scratch directory above).
+    (cd "$ROOT" && exec env -u PORTAL_CONFIG -u PORTAL_DATABASE_URL -u PORTAL_DATABASE_URL_FILE \
+        -u PORTAL_DATA_DIR -u PORTAL_LISTEN -u PORTAL_PUBLIC_URL -u PORTAL_LOG_LEVEL \
+        -u PORTAL_SECRET_KEY -u PORTAL_SECRET_KEY_FILE -u "PORTAL_LTI_SECRET_${LTI_KEY^^}" \
+        "$PORTAL_BIN" serve --config "$dir/portal.yaml") >"$dir/portal.log" 2>&1 &
     SERVER_PID=$! SERVER_NAME=portal SERVER_DIR=$dir
     wait_ready portal "$SERVER_PID" "http://127.0.0.1:$port/healthz" 180 "$dir/portal.log" ||
         die "portal did not start (config: $dir/portal.yaml)"
