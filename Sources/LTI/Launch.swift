@@ -1,3 +1,5 @@
+import Foundation
+
 /// A verified LTI 1.1 basic launch: who, from which consumer, in which course and resource link,
 /// with which roles, and what the VLE asked of the tool.
 public struct Launch: Sendable {
@@ -56,8 +58,11 @@ public struct Launch: Sendable {
     public var outcomeServiceURL: String?
     /// `lis_result_sourcedid`, the grade cell to write.
     public var resultSourcedID: String?
-    /// `oauth_nonce`, already consumed.
+    /// `oauth_nonce`: consumed by ``LaunchValidator/validate(_:)``, or to be consumed by the caller of
+    /// ``LaunchValidator/authenticate(_:)``.
     public var nonce: String
+    /// Until when the nonce must be remembered: the end of its timestamp's acceptance window.
+    public var nonceExpiry: Date
 
     /// The portal role the roles grant.
     public var portalRole: Roles.PortalRole { roles.portalRole }

@@ -59,4 +59,7 @@ public struct LaunchRefusal: Error, Sendable, Equatable, CustomStringConvertible
     }
 
     public var description: String { "\(reason.rawValue): \(message)" }
+
+    /// The refusal of a launch whose nonce was used before.
+    public static let replayed = LaunchRefusal(.replayedNonce, "This launch has already been used. Go back to the course page and click the link again.")
 }

@@ -27,11 +27,25 @@ public struct LaunchValidator: Sendable {
         self.timestampWindow = timestampWindow
     }
 
-    /// Verifies `request`.
+    /// Verifies `request` completely, consuming its nonce in the ``NonceStore``.
     /// - Returns: the verified launch.
     /// - Throws: ``LaunchRefusal`` for a launch that must be refused; any error of the consumer
     ///   directory or nonce store as it is.
     public func validate(_ request: LaunchRequest) async throws -> Launch {
+        let launch = try await authenticate(request)
+        guard try await nonces.use(nonce: launch.nonce, consumerKey: launch.consumerKey, expiresAt: launch.nonceExpiry) else {
+            throw LaunchRefusal.replayed
+        }
+        return launch
+    }
+
+    /// Verifies everything about `request` except that its nonce is unused.
+    ///
+    /// - Important: The caller must consume ``Launch/nonce`` (for ``Launch/consumerKey``, until
+    ///   ``Launch/nonceExpiry``) atomically with whatever it does with the launch, and refuse the launch
+    ///   with ``LaunchRefusal/replayed`` if the nonce was used before. The portal does this in the
+    ///   same database transaction that records the launch. Otherwise use ``validate(_:)``.
+    public func authenticate(_ request: LaunchRequest) async throws -> Launch {
         let oauth = try oauthParameters(request)
         guard let consumer = try await consumers.consumer(forKey: oauth.consumerKey) else {
             throw LaunchRefusal(.unknownConsumer, "The VLE's consumer key is not registered with this portal. Ask the portal's administrators to add it.")
@@ -53,12 +67,9 @@ public struct LaunchValidator: Sendable {
                 "The launch's signature does not match. The VLE's secret or launch URL may be configured wrongly."
             )
         }
-        let launch = try message(request, consumerKey: consumer.key, nonce: oauth.nonce)
+        // The nonce must be remembered for as long as its timestamp is acceptable.
         let expiry = Date(timeIntervalSince1970: oauth.timestamp + timestampWindow + 1)
-        guard try await nonces.use(nonce: oauth.nonce, consumerKey: consumer.key, expiresAt: expiry) else {
-            throw LaunchRefusal(.replayedNonce, "This launch has already been used. Go back to the course page and click the link again.")
-        }
-        return launch
+        return try message(request, consumerKey: consumer.key, nonce: oauth.nonce, nonceExpiry: expiry)
     }
 
     private struct OAuth {
@@ -95,7 +106,7 @@ public struct LaunchValidator: Sendable {
         )
     }
 
-    private func message(_ request: LaunchRequest, consumerKey: String, nonce: String) throws(LaunchRefusal) -> Launch {
+    private func message(_ request: LaunchRequest, consumerKey: String, nonce: String, nonceExpiry: Date) throws(LaunchRefusal) -> Launch {
         guard request.value("lti_message_type") == "basic-lti-launch-request" else {
             throw LaunchRefusal(
                 .wrongMessageType,
@@ -144,7 +155,8 @@ public struct LaunchValidator: Sendable {
             documentTarget: request.nonEmptyValue("launch_presentation_document_target"),
             outcomeServiceURL: request.nonEmptyValue("lis_outcome_service_url"),
             resultSourcedID: request.nonEmptyValue("lis_result_sourcedid"),
-            nonce: nonce
+            nonce: nonce,
+            nonceExpiry: nonceExpiry
         )
     }
 }

@@ -40,12 +40,14 @@ struct LaunchController: Sendable {
             return try await refused(refusal, request: empty, facts: facts, context: context)
         }
         let launch: Launch
+        let accepted: LaunchStore.Accepted
         do {
-            launch = try await validator.validate(launchRequest)
+            // The nonce is consumed by the same transaction that records the launch.
+            launch = try await validator.authenticate(launchRequest)
+            accepted = try await store.accept(launch, facts: facts)
         } catch let refusal as LaunchRefusal {
             return try await refused(refusal, request: launchRequest, facts: facts, context: context)
         }
-        let accepted = try await store.accept(launch, facts: facts)
         context.logger.info(
             "launch accepted",
             metadata: ["consumer": "\(launch.consumerKey)", "user": "\(accepted.userSlug)", "launch": "\(accepted.launchID)", "role": "\(launch.portalRole.rawValue)"]

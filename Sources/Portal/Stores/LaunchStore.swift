@@ -29,34 +29,32 @@ struct LaunchStore: Sendable {
     let client: PostgresClient
     let sessionLifetime: Duration
 
-    /// Accepts a verified launch.
+    /// Accepts an authenticated launch in one transaction: consumes its nonce, then records
+    /// everything. Prepared once per connection.
+    /// - Throws: ``LaunchRefusal/replayed`` when the nonce was used before (nothing is written).
     func accept(_ launch: Launch, facts: RequestFacts) async throws -> Accepted {
         let token = SessionToken.generate()
-        let custom = String(decoding: try JSONEncoder().encode(launch.custom), as: UTF8.self)
-        let seconds = Int(sessionLifetime.components.seconds)
-        let previous = facts.previousSessionHash.map { ByteBuffer(data: $0) }
-        let tokenHash = ByteBuffer(data: SessionToken.hash(token))
+        var statement = AcceptLaunchStatement(
+            launch: launch,
+            slug: UserSlug.generate(),
+            custom: String(decoding: try JSONEncoder().encode(launch.custom), as: UTF8.self),
+            facts: facts,
+            tokenHash: ByteBuffer(data: SessionToken.hash(token)),
+            sessionSeconds: Int32(clamping: sessionLifetime.components.seconds)
+        )
         for attempt in 1...3 {
-            let slug = UserSlug.generate()
             do {
-                let rows = try await client.query(
-                    """
-                    SELECT user_id, user_slug, course_id, launch_id FROM portal_accept_launch(
-                        \(launch.consumerKey)::text, \(launch.userID)::text, \(slug)::text, \(launch.person.fullName)::text,
-                        \(launch.person.givenName)::text, \(launch.person.familyName)::text, \(launch.person.email)::text,
-                        \(launch.context?.id)::text, \(launch.context?.title)::text, \(launch.context?.label)::text,
-                        \(launch.portalRole.rawValue)::text, \(launch.rolesValue)::text, \(launch.resourceLinkID)::text, \(custom)::jsonb,
-                        \(launch.returnURL)::text, \(launch.outcomeServiceURL)::text, \(launch.resultSourcedID)::text,
-                        \(facts.remoteAddress)::text, \(facts.requestID)::text, \(tokenHash)::bytea, \(previous)::bytea, \(seconds)::integer)
-                    """
-                )
-                for try await (userID, userSlug, courseID, launchID) in rows.decode((Int64, String, Int64?, Int64).self) {
-                    return Accepted(userID: userID, userSlug: userSlug, courseID: courseID, launchID: launchID, sessionToken: token)
+                for try await row in try await client.execute(statement) {
+                    guard !row.replayed, let userID = row.userID, let slug = row.slug, let launchID = row.launchID else {
+                        throw LaunchRefusal.replayed
+                    }
+                    return Accepted(userID: userID, userSlug: slug, courseID: row.courseID, launchID: launchID, sessionToken: token)
                 }
                 throw LaunchStoreError.noResult
             } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" && attempt < 3 {
-                // A fresh slug collided with an existing one (unique_violation): draw another.
-                continue
+                // A fresh slug collided with an existing one (unique_violation); the transaction was
+                // rolled back, nonce included: draw another slug and try again.
+                statement.slug = UserSlug.generate()
             }
         }
         throw LaunchStoreError.noResult
@@ -73,6 +71,65 @@ struct LaunchStore: Sendable {
                     \(request.value("roles")), \(request.value("launch_presentation_return_url")), \(facts.remoteAddress), \(facts.requestID))
             """
         )
+    }
+}
+
+/// `portal_accept_launch` (Migrations/0002) as a prepared statement.
+struct AcceptLaunchStatement: PostgresPreparedStatement {
+    struct Row {
+        var replayed: Bool
+        var userID: Int64?
+        var slug: String?
+        var courseID: Int64?
+        var launchID: Int64?
+    }
+
+    static let sql = """
+        SELECT replayed, user_id, user_slug, course_id, launch_id FROM portal_accept_launch(
+            $1::text, $2::text, $3::timestamptz, $4::text, $5::text, $6::text, $7::text, $8::text, $9::text, $10::text, $11::text,
+            $12::text, $13::text, $14::text, $15::text, $16::jsonb, $17::text, $18::text, $19::text, $20::text, $21::text,
+            $22::bytea, $23::bytea, $24::integer)
+        """
+
+    var launch: Launch
+    var slug: String
+    var custom: String
+    var facts: LaunchStore.RequestFacts
+    var tokenHash: ByteBuffer
+    var sessionSeconds: Int32
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 24)
+        bindings.append(launch.consumerKey)
+        bindings.append(launch.nonce)
+        bindings.append(launch.nonceExpiry)
+        bindings.append(launch.userID)
+        bindings.append(slug)
+        bindings.append(launch.person.fullName)
+        bindings.append(launch.person.givenName)
+        bindings.append(launch.person.familyName)
+        bindings.append(launch.person.email)
+        bindings.append(launch.context?.id)
+        bindings.append(launch.context?.title)
+        bindings.append(launch.context?.label)
+        bindings.append(launch.portalRole.rawValue)
+        bindings.append(launch.rolesValue)
+        bindings.append(launch.resourceLinkID)
+        bindings.append(custom)
+        bindings.append(launch.returnURL)
+        bindings.append(launch.outcomeServiceURL)
+        bindings.append(launch.resultSourcedID)
+        bindings.append(facts.remoteAddress)
+        bindings.append(facts.requestID)
+        bindings.append(tokenHash)
+        bindings.append(facts.previousSessionHash.map { ByteBuffer(data: $0) })
+        bindings.append(sessionSeconds)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row {
+        let (replayed, userID, slug, courseID, launchID) = try row.decode((Bool, Int64?, String?, Int64?, Int64?).self)
+        return Row(replayed: replayed, userID: userID, slug: slug, courseID: courseID, launchID: launchID)
     }
 }
 
