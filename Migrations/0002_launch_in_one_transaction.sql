@@ -1,12 +1,26 @@
--- Launches in one transaction and one round trip: the nonce is consumed by the same function that
--- records the accepted launch, so a launch costs one commit. Replaces 0001's function.
+-- Launches in one transaction and one round trip, without contention: the nonce is consumed by the
+-- same function that records the accepted launch (one commit per launch), rows that did not change
+-- are not rewritten (so the hundreds of students of one course starting together do not queue on
+-- the course's row lock), and indexes nothing reads are gone. Replaces 0001's function.
 
 DROP FUNCTION portal_accept_launch(text, text, text, text, text, text, text, text, text, text, text, text, text, jsonb,
                                    text, text, text, text, text, bytea, bytea, integer);
 
--- Accepts a verified launch: consumes its nonce (a replay returns replayed = true and writes
--- nothing), upserts the user, the course and the enrolment, records the launch, ends the browser's
--- earlier session and opens a new one.
+-- The purge scans the nonces (at most one timestamp window of launches) once a minute; an index on
+-- expires_at would cost every launch a write.
+DROP INDEX lti_nonces_expires_at;
+-- Nothing looks sessions up by user yet.
+DROP INDEX sessions_user;
+-- Launches are appended in time order: a BRIN index serves time ranges at almost no write cost.
+DROP INDEX launches_at;
+CREATE INDEX launches_at ON launches USING brin (at);
+-- The launches table records when each user launched; users are only rewritten when they change.
+ALTER TABLE users DROP COLUMN last_launch_at;
+ALTER TABLE users ADD COLUMN updated_at timestamptz NOT NULL DEFAULT now();
+
+-- Accepts an authenticated launch: consumes its nonce (a replay returns replayed = true and writes
+-- nothing), creates the user, course and enrolment or updates what changed, records the launch,
+-- ends the browser's earlier session and opens a new one.
 CREATE FUNCTION portal_accept_launch(
     p_consumer_key text,
     p_nonce text,
@@ -35,12 +49,11 @@ CREATE FUNCTION portal_accept_launch(
 ) RETURNS TABLE (replayed boolean, user_id bigint, user_slug text, course_id bigint, launch_id bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_user_id bigint;
-    v_slug text;
-    v_course_id bigint;
+    v_user users%ROWTYPE;
+    v_course courses%ROWTYPE;
     v_launch_id bigint;
 BEGIN
-    -- The nonce first: a replay writes nothing.
+    -- The nonce first: a replay writes nothing. An expired row the purge has not reached is reused.
     INSERT INTO lti_nonces AS n (consumer_key, nonce, expires_at) VALUES (p_consumer_key, p_nonce, p_nonce_expires_at)
     ON CONFLICT (consumer_key, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE n.expires_at < now();
     IF NOT FOUND THEN
@@ -48,43 +61,58 @@ BEGIN
         RETURN;
     END IF;
 
-    INSERT INTO users AS u (consumer_key, lti_user_id, slug, full_name, given_name, family_name, email)
-    VALUES (p_consumer_key, p_lti_user_id, p_new_slug, p_full_name, p_given_name, p_family_name, p_email)
-    ON CONFLICT (consumer_key, lti_user_id) DO UPDATE SET
-        full_name = COALESCE(EXCLUDED.full_name, u.full_name),
-        given_name = COALESCE(EXCLUDED.given_name, u.given_name),
-        family_name = COALESCE(EXCLUDED.family_name, u.family_name),
-        email = COALESCE(EXCLUDED.email, u.email),
-        last_launch_at = now()
-    RETURNING u.id, u.slug INTO v_user_id, v_slug;
+    SELECT * INTO v_user FROM users u WHERE u.consumer_key = p_consumer_key AND u.lti_user_id = p_lti_user_id;
+    IF NOT FOUND THEN
+        INSERT INTO users AS u (consumer_key, lti_user_id, slug, full_name, given_name, family_name, email)
+        VALUES (p_consumer_key, p_lti_user_id, p_new_slug, p_full_name, p_given_name, p_family_name, p_email)
+        ON CONFLICT (consumer_key, lti_user_id) DO NOTHING
+        RETURNING * INTO v_user;
+        IF v_user.id IS NULL THEN  -- a simultaneous first launch created the user
+            SELECT * INTO v_user FROM users u WHERE u.consumer_key = p_consumer_key AND u.lti_user_id = p_lti_user_id;
+        END IF;
+    ELSIF (p_full_name IS NOT NULL AND p_full_name IS DISTINCT FROM v_user.full_name)
+       OR (p_given_name IS NOT NULL AND p_given_name IS DISTINCT FROM v_user.given_name)
+       OR (p_family_name IS NOT NULL AND p_family_name IS DISTINCT FROM v_user.family_name)
+       OR (p_email IS NOT NULL AND p_email IS DISTINCT FROM v_user.email) THEN
+        UPDATE users u SET full_name = COALESCE(p_full_name, u.full_name), given_name = COALESCE(p_given_name, u.given_name),
+                           family_name = COALESCE(p_family_name, u.family_name), email = COALESCE(p_email, u.email), updated_at = now()
+        WHERE u.id = v_user.id;
+    END IF;
 
     IF p_context_id IS NOT NULL THEN
-        INSERT INTO courses AS c (consumer_key, context_id, title, label)
-        VALUES (p_consumer_key, p_context_id, p_context_title, p_context_label)
-        ON CONFLICT (consumer_key, context_id) DO UPDATE SET
-            title = COALESCE(EXCLUDED.title, c.title),
-            label = COALESCE(EXCLUDED.label, c.label),
-            updated_at = now()
-        RETURNING c.id INTO v_course_id;
+        SELECT * INTO v_course FROM courses c WHERE c.consumer_key = p_consumer_key AND c.context_id = p_context_id;
+        IF NOT FOUND THEN
+            INSERT INTO courses AS c (consumer_key, context_id, title, label)
+            VALUES (p_consumer_key, p_context_id, p_context_title, p_context_label)
+            ON CONFLICT (consumer_key, context_id) DO NOTHING
+            RETURNING * INTO v_course;
+            IF v_course.id IS NULL THEN  -- a simultaneous launch created the course
+                SELECT * INTO v_course FROM courses c WHERE c.consumer_key = p_consumer_key AND c.context_id = p_context_id;
+            END IF;
+        ELSIF (p_context_title IS NOT NULL AND p_context_title IS DISTINCT FROM v_course.title)
+           OR (p_context_label IS NOT NULL AND p_context_label IS DISTINCT FROM v_course.label) THEN
+            UPDATE courses c SET title = COALESCE(p_context_title, c.title), label = COALESCE(p_context_label, c.label), updated_at = now()
+            WHERE c.id = v_course.id;
+        END IF;
 
         INSERT INTO enrolments AS e (user_id, course_id, role, lti_roles)
-        VALUES (v_user_id, v_course_id, p_role, p_lti_roles)
-        ON CONFLICT ON CONSTRAINT enrolments_pkey DO UPDATE SET
-            role = EXCLUDED.role, lti_roles = EXCLUDED.lti_roles, updated_at = now();
+        VALUES (v_user.id, v_course.id, p_role, p_lti_roles)
+        ON CONFLICT ON CONSTRAINT enrolments_pkey DO UPDATE SET role = EXCLUDED.role, lti_roles = EXCLUDED.lti_roles, updated_at = now()
+        WHERE e.role IS DISTINCT FROM EXCLUDED.role OR e.lti_roles IS DISTINCT FROM EXCLUDED.lti_roles;
     END IF;
 
     INSERT INTO launches (outcome, consumer_key, lti_user_id, context_id, resource_link_id, user_id, course_id, role,
                           lti_roles, custom, return_url, outcome_service_url, result_sourcedid, remote_addr, request_id)
-    VALUES ('accepted', p_consumer_key, p_lti_user_id, p_context_id, p_resource_link_id, v_user_id, v_course_id, p_role,
+    VALUES ('accepted', p_consumer_key, p_lti_user_id, p_context_id, p_resource_link_id, v_user.id, v_course.id, p_role,
             p_lti_roles, p_custom, p_return_url, p_outcome_service_url, p_result_sourcedid, p_remote_addr, p_request_id)
     RETURNING id INTO v_launch_id;
 
     IF p_previous_token_hash IS NOT NULL THEN
-        DELETE FROM sessions WHERE token_hash = p_previous_token_hash;
+        DELETE FROM sessions s WHERE s.token_hash = p_previous_token_hash;
     END IF;
     INSERT INTO sessions (token_hash, user_id, course_id, launch_id, role, expires_at)
-    VALUES (p_token_hash, v_user_id, v_course_id, v_launch_id, p_role, now() + make_interval(secs => p_session_seconds));
+    VALUES (p_token_hash, v_user.id, v_course.id, v_launch_id, p_role, now() + make_interval(secs => p_session_seconds));
 
-    RETURN QUERY SELECT false, v_user_id, v_slug, v_course_id, v_launch_id;
+    RETURN QUERY SELECT false, v_user.id, v_user.slug, v_course.id, v_launch_id;
 END;
 $$;
