@@ -102,6 +102,57 @@ public struct YAMLValue {
         return value
     }
 
+    /// This node as a number (integer or decimal).
+    public func double() throws(ConfigurationError) -> Double {
+        guard case .scalar(let scalar) = node, let value = Double(scalar.string), value.isFinite else { throw error("expected a number") }
+        return value
+    }
+
+    /// The text of a scalar as written (possibly empty), for free-form values such as environment variables.
+    public func scalarText() throws(ConfigurationError) -> String {
+        guard case .scalar(let scalar) = node else { throw error("expected a single value, not a list or mapping") }
+        return scalar.string
+    }
+
+    /// A size in bytes: a number with a unit `K`, `M`, `G`, `T` (powers of 1000) or `Ki`, `Mi`, `Gi`,
+    /// `Ti` (powers of 1024), optionally followed by `B` (`512MiB`, `2G`, `1.5Gi`), or plain bytes.
+    public func byteSize() throws(ConfigurationError) -> Int64 {
+        let text = try string().trimmingCharacters(in: .whitespaces)
+        var number = Substring(text)
+        if number.hasSuffix("B") || number.hasSuffix("b") { number = number.dropLast() }
+        var multiplier: Double = 1
+        let units: [(String, Double)] = [
+            ("Ki", 1024), ("Mi", 1024 * 1024), ("Gi", 1024 * 1024 * 1024), ("Ti", 1024 * 1024 * 1024 * 1024),
+            ("K", 1e3), ("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12),
+        ]
+        for (suffix, factor) in units where number.hasSuffix(suffix) {
+            number = number.dropLast(suffix.count)
+            multiplier = factor
+            break
+        }
+        guard let value = Double(number.trimmingCharacters(in: .whitespaces)), value > 0, value * multiplier < 9e18 else {
+            throw error("expected a size such as 512MiB, 2GiB or 4G")
+        }
+        return Int64(value * multiplier)
+    }
+
+    /// The keys of a mapping node, in order.
+    public func keys() throws(ConfigurationError) -> [String] {
+        guard case .mapping(let mapping) = node else { throw error("expected a mapping of names to values") }
+        var result = [String]()
+        for (key, _) in mapping {
+            guard let name = key.string else { throw error("keys must be text") }
+            result.append(name)
+        }
+        return result
+    }
+
+    /// The value at `key` of a mapping node with free-form keys.
+    public func child(_ key: String) throws(ConfigurationError) -> YAMLValue {
+        guard case .mapping(let mapping) = node, let value = mapping[Node(key)] else { throw error("\(key) is missing") }
+        return YAMLValue(file: file, path: path.isEmpty ? key : "\(path).\(key)", node: value)
+    }
+
     /// This node as a boolean (`true` or `false`).
     public func bool() throws(ConfigurationError) -> Bool {
         guard let value = node.bool else { throw error("expected true or false") }

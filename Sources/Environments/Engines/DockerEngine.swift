@@ -1,0 +1,211 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+
+/// An ``Engine`` for one host's Docker Engine API (v1.41), over a unix socket or TCP. Works with
+/// Docker and with Podman's compatible service; no behaviour depends on the server's version string.
+public struct DockerEngine: Engine {
+    public let name: String
+    private let base: String
+    private let client: HTTPClient
+    private let timeout: TimeAmount
+
+    /// - Parameters:
+    ///   - endpoint: `unix:///run/podman/podman.sock`, a plain socket path, or `tcp://host:port`.
+    ///   - name: how the engine is named in records; defaults to the endpoint.
+    ///   - client: the shared HTTP client (its lifetime is the caller's).
+    public init(endpoint: String, name: String? = nil, client: HTTPClient, timeout: Duration = .seconds(60)) throws {
+        if endpoint.hasPrefix("tcp://") {
+            base = "http://" + endpoint.dropFirst("tcp://".count)
+        } else if endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://") {
+            base = endpoint
+        } else {
+            let path = endpoint.hasPrefix("unix://") ? String(endpoint.dropFirst("unix://".count)) : endpoint
+            guard path.hasPrefix("/"), let encoded = path.addingPercentEncoding(withAllowedCharacters: .alphanumerics) else {
+                throw EngineError(.failed, "The engine endpoint \(endpoint) is not unix:///path, /path or tcp://host:port.")
+            }
+            base = "http+unix://\(encoded)"
+        }
+        self.name = name ?? endpoint
+        self.client = client
+        self.timeout = .seconds(Int64(timeout.components.seconds))
+    }
+
+    /// Checks that the engine answers `_ping`.
+    public func ping() async throws {
+        _ = try await request(.GET, "/_ping", accept: [200])
+    }
+
+    public func imageExists(_ image: String) async throws -> Bool {
+        let response = try await request(.GET, "/images/\(escape(image))/json", accept: [200, 404])
+        return response.status == 200
+    }
+
+    public func ensureVolume(_ name: String, labels: [String: String]) async throws {
+        let existing = try await request(.GET, "/volumes/\(escape(name))", accept: [200, 404])
+        guard existing.status == 404 else { return }
+        _ = try await request(.POST, "/volumes/create", body: DockerAPI.CreateVolume(Name: name, Labels: labels), accept: [200, 201])
+    }
+
+    public func removeVolume(_ name: String) async throws {
+        _ = try await request(.DELETE, "/volumes/\(escape(name))?force=true", accept: [204, 404])
+    }
+
+    public func create(_ spec: ContainerSpec) async throws -> String {
+        let port = "\(spec.port)/tcp"
+        let body = DockerAPI.CreateContainer(
+            Image: spec.image,
+            Cmd: spec.command,
+            Env: spec.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" },
+            Labels: spec.labels,
+            User: spec.user,
+            ExposedPorts: [port: .init()],
+            HostConfig: .init(
+                Memory: spec.memoryBytes,
+                MemorySwap: spec.memoryBytes,
+                NanoCpus: spec.nanoCPUs,
+                PidsLimit: spec.pidsLimit,
+                SecurityOpt: ["no-new-privileges"],
+                CapDrop: ["ALL"],
+                Binds: spec.mounts.map { "\($0.volume):\($0.path)" },
+                PortBindings: [port: [.init(HostIp: "127.0.0.1", HostPort: "")]],
+                RestartPolicy: ["Name": "no"],
+                Devices: spec.gpuDevices.isEmpty ? nil : spec.gpuDevices.map { .init(PathOnHost: $0, PathInContainer: $0, CgroupPermissions: "rwm") }
+            )
+        )
+        let response = try await request(.POST, "/containers/create?name=\(escape(spec.name))", body: body, accept: [201], missingImage: spec.image)
+        return try JSONDecoder().decode(DockerAPI.Created.self, from: response.body).Id
+    }
+
+    public func start(_ id: String) async throws {
+        _ = try await request(.POST, "/containers/\(escape(id))/start", accept: [204, 304])
+    }
+
+    public func inspect(_ id: String) async throws -> ContainerInfo? {
+        let response = try await request(.GET, "/containers/\(escape(id))/json", accept: [200, 404])
+        guard response.status == 200 else { return nil }
+        let json = try JSONDecoder().decode(DockerAPI.ContainerJSON.self, from: response.body)
+        var published: (String, Int)?
+        if let ports = json.NetworkSettings?.Ports {
+            for case let bindings? in ports.values {
+                if let binding = bindings.first, let text = binding.HostPort, let port = Int(text) {
+                    published = (binding.HostIp.flatMap { $0.isEmpty || $0 == "0.0.0.0" ? nil : $0 } ?? "127.0.0.1", port)
+                }
+            }
+        }
+        return ContainerInfo(
+            id: json.Id,
+            name: (json.Name ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "/")),
+            labels: json.Config?.Labels ?? [:],
+            state: json.State?.Status ?? "unknown",
+            running: json.State?.Running ?? false,
+            exitCode: json.State?.ExitCode,
+            oomKilled: json.State?.OOMKilled ?? false,
+            published: published
+        )
+    }
+
+    public func stop(_ id: String, timeout: Duration) async throws {
+        let seconds = max(1, timeout.components.seconds)
+        _ = try await request(.POST, "/containers/\(escape(id))/stop?t=\(seconds)", accept: [204, 304, 404], deadline: .seconds(seconds + 30))
+    }
+
+    public func remove(_ id: String) async throws {
+        _ = try await request(.DELETE, "/containers/\(escape(id))?force=true&v=false", accept: [200, 204, 404])
+    }
+
+    public func list(labels: [String: String]) async throws -> [ContainerInfo] {
+        let filters = ["label": labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }]
+        let encoded = String(decoding: try JSONEncoder().encode(filters), as: UTF8.self)
+        let response = try await request(.GET, "/containers/json?all=true&filters=\(escape(encoded))", accept: [200])
+        return try JSONDecoder().decode([DockerAPI.ContainerSummary].self, from: response.body).map {
+            ContainerInfo(
+                id: $0.Id,
+                name: ($0.Names?.first ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "/")),
+                labels: $0.Labels ?? [:],
+                state: $0.State ?? "unknown",
+                running: $0.State == "running"
+            )
+        }
+    }
+
+    public func stats(_ id: String) async throws -> ContainerStats {
+        let response = try await request(.GET, "/containers/\(escape(id))/stats?stream=false", accept: [200])
+        let stats = try JSONDecoder().decode(DockerAPI.Stats.self, from: response.body)
+        return ContainerStats(
+            memoryBytes: stats.memory_stats?.usage ?? 0,
+            memoryLimitBytes: stats.memory_stats?.limit ?? 0,
+            cpuNanoseconds: stats.cpu_stats?.cpu_usage?.total_usage ?? 0,
+            pids: stats.pids_stats?.current ?? 0
+        )
+    }
+
+    public func logs(_ id: String, lines: Int) async throws -> String {
+        let response = try await request(.GET, "/containers/\(escape(id))/logs?stdout=true&stderr=true&tail=\(lines)", accept: [200, 404])
+        return Self.demultiplex(response.body)
+    }
+
+    /// Log streams without a TTY come in frames: 1 byte stream, 3 zero bytes, 4 bytes big-endian length.
+    static func demultiplex(_ data: Data) -> String {
+        var bytes = [UInt8](data)
+        guard bytes.count >= 8, bytes[0] <= 2, bytes[1] == 0, bytes[2] == 0, bytes[3] == 0 else {
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        var output = [UInt8]()
+        while bytes.count >= 8 {
+            let length = Int(bytes[4]) << 24 | Int(bytes[5]) << 16 | Int(bytes[6]) << 8 | Int(bytes[7])
+            let end = min(bytes.count, 8 + length)
+            output += bytes[8..<end]
+            bytes.removeFirst(end)
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    // MARK: - HTTP
+
+    private struct Reply {
+        var status: Int
+        var body: Data
+    }
+
+    private func escape(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "/?&=+#"))) ?? text
+    }
+
+    private func request(
+        _ method: HTTPMethod, _ path: String, body: (some Encodable)? = Optional<DockerAPI.CreateVolume>.none, accept: Set<Int>,
+        missingImage: String? = nil, deadline: Duration? = nil
+    ) async throws -> Reply {
+        var request = HTTPClientRequest(url: base + "/v1.41" + path)
+        request.method = method
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(body)))
+        }
+        let response: HTTPClientResponse
+        let limit = deadline.map { TimeAmount.seconds($0.components.seconds) } ?? timeout
+        do {
+            response = try await client.execute(request, timeout: limit)
+        } catch {
+            throw EngineError(.unreachable, "The container engine \(name) cannot be reached: \(error). Is its API service running?")
+        }
+        let data = Data(buffer: try await response.body.collect(upTo: 64 << 20))
+        let status = Int(response.status.code)
+        if accept.contains(status) { return Reply(status: status, body: data) }
+        let detail = (try? JSONDecoder().decode(DockerAPI.ErrorBody.self, from: data)).flatMap { $0.message ?? $0.cause }
+            ?? String(decoding: data.prefix(300), as: UTF8.self)
+        if let missingImage, status == 404 || detail.contains("no such image") || detail.contains("image not known") {
+            throw EngineError(.imageMissing, "The image \(missingImage) is not on \(name). Build or load it there first (scripts/engine/build-image.sh).")
+        }
+        if status == 409 || detail.contains("already in use") {
+            throw EngineError(.conflict, "\(name): \(detail)")
+        }
+        if status == 404 {
+            throw EngineError(.notFound, "\(name): \(detail)")
+        }
+        throw EngineError(.failed, "\(name) answered \(status) to \(method.rawValue) \(path.split(separator: "?").first ?? ""): \(detail)")
+    }
+}

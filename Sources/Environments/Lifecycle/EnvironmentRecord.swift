@@ -1,0 +1,125 @@
+import Foundation
+
+/// Where an environment is in its life. `requested → starting → ready → stopping → stopped`, or
+/// `failed` from `requested` or `starting`.
+public enum EnvironmentState: String, Sendable, Codable, CaseIterable {
+    case requested, starting, ready, stopping, stopped, failed
+
+    /// Whether the environment occupies its (student, course) slot.
+    public var isLive: Bool { self == .requested || self == .starting || self == .ready || self == .stopping }
+
+    /// Whether `next` may follow this state.
+    public func canMove(to next: EnvironmentState) -> Bool {
+        switch (self, next) {
+        case (.requested, .starting), (.requested, .failed), (.requested, .stopped),
+            (.starting, .ready), (.starting, .failed), (.starting, .stopping),
+            (.ready, .stopping), (.ready, .stopped), (.ready, .failed),
+            (.stopping, .stopped), (.stopping, .failed):
+            return true
+        default:
+            return false
+        }
+    }
+}
+
+/// Why an environment stopped.
+public enum StopReason: String, Sendable, Codable {
+    case student, staff, idle, maxLifetime = "max_lifetime", spendCap = "spend_cap", hostLost = "host_lost", failed, vanished, shutdown
+}
+
+/// An environment as the lifecycle sees it: who and what it is for, where it runs, and its state.
+public struct EnvironmentRecord: Sendable, Equatable {
+    public var id: Int64
+    public var userSlug: String
+    public var courseSlug: String
+    public var profile: Profile
+    public var profileVersion: Int
+    public var engine: String
+    public var state: EnvironmentState
+    public var message: String?
+    public var containerID: String?
+    public var containerName: String
+    /// `host:port` of the running server, once known.
+    public var upstream: String?
+    /// The server's token (decrypted by the store; never sent to a browser).
+    public var token: String
+    public var homeVolume: String
+    /// The URL path the server is served under, e.g. `/user/k3x9…/a1b2c3d4/`.
+    public var basePath: String
+    public var requestedAt: Date
+    public var readyAt: Date?
+
+    public init(
+        id: Int64, userSlug: String, courseSlug: String, profile: Profile, profileVersion: Int, engine: String, state: EnvironmentState,
+        message: String? = nil, containerID: String? = nil, containerName: String, upstream: String? = nil, token: String, homeVolume: String,
+        basePath: String, requestedAt: Date = Date(), readyAt: Date? = nil
+    ) {
+        self.id = id
+        self.userSlug = userSlug
+        self.courseSlug = courseSlug
+        self.profile = profile
+        self.profileVersion = profileVersion
+        self.engine = engine
+        self.state = state
+        self.message = message
+        self.containerID = containerID
+        self.containerName = containerName
+        self.upstream = upstream
+        self.token = token
+        self.homeVolume = homeVolume
+        self.basePath = basePath
+        self.requestedAt = requestedAt
+        self.readyAt = readyAt
+    }
+}
+
+/// A request for a student's environment in a course, from a verified launch.
+public struct EnvironmentClaim: Sendable {
+    public var userID: Int64
+    public var courseID: Int64
+    public var profile: Profile
+    public var profileVersion: Int
+    public var engine: String
+
+    public init(userID: Int64, courseID: Int64, profile: Profile, profileVersion: Int, engine: String) {
+        self.userID = userID
+        self.courseID = courseID
+        self.profile = profile
+        self.profileVersion = profileVersion
+        self.engine = engine
+    }
+}
+
+/// A state change to record, with whatever became known with it.
+public struct EnvironmentChange: Sendable {
+    public var state: EnvironmentState
+    public var message: String?
+    public var containerID: String?
+    public var upstream: String?
+    public var stopReason: StopReason?
+
+    public init(_ state: EnvironmentState, message: String? = nil, containerID: String? = nil, upstream: String? = nil, stopReason: StopReason? = nil) {
+        self.state = state
+        self.message = message
+        self.containerID = containerID
+        self.upstream = upstream
+        self.stopReason = stopReason
+    }
+}
+
+/// Where environments are recorded; the portal backs it with PostgreSQL.
+public protocol EnvironmentStore: Sendable {
+    /// The live environment of the claim's (student, course), creating a `requested` one when there
+    /// is none. `created` is true for exactly one of any number of simultaneous callers.
+    func claim(_ claim: EnvironmentClaim) async throws -> (record: EnvironmentRecord, created: Bool)
+    /// Records a state change if the current state allows it; returns the updated record, or `nil`
+    /// when the change was not allowed (someone else moved it first).
+    @discardableResult
+    func update(_ id: Int64, _ change: EnvironmentChange) async throws -> EnvironmentRecord?
+    /// The environment with `id`.
+    func find(_ id: Int64) async throws -> EnvironmentRecord?
+    /// Every live environment of `engine`.
+    func live(engine: String) async throws -> [EnvironmentRecord]
+    /// The ids of every environment (any state) whose container may still exist on `engine`.
+    func knownContainerNames(engine: String) async throws -> Set<String>
+}

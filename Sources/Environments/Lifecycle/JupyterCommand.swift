@@ -1,0 +1,30 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// How the portal starts and probes a single-user Jupyter server.
+public enum JupyterCommand {
+    /// `jupyter server` serving under `basePath` on `port`, trusting the portal's forwarded headers.
+    /// The token comes from `JUPYTER_TOKEN` in the environment, never from the command line (which
+    /// any process on the host can read).
+    public static func arguments(basePath: String, port: Int) -> [String] {
+        [
+            "jupyter", "server", "--no-browser", "--ip=0.0.0.0", "--port=\(port)", "--ServerApp.base_url=\(basePath)",
+            "--ServerApp.trust_xheaders=True", "--ServerApp.allow_remote_access=True",
+        ]
+    }
+
+    /// Whether the server at `upstream` answers `GET <basePath>api/status` with 200 for `token`.
+    public static func isReady(http: HTTPClient, upstream: String, basePath: String, token: String) async -> Bool {
+        var request = HTTPClientRequest(url: "http://\(upstream)\(basePath)api/status")
+        request.headers.add(name: "Authorization", value: "token \(token)")
+        do {
+            let response = try await http.execute(request, timeout: .seconds(2))
+            _ = try await response.body.collect(upTo: 1 << 16)
+            return response.status.code == 200
+        } catch {
+            return false
+        }
+    }
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Builds the single-user Jupyter image localhost/portal-jupyter:<VERSION> without any container
+# registry: the root filesystem comes from the Debian archive (mmdebstrap), the Python packages
+# from PyPI (images/portal-jupyter/requirements.txt), and `podman import` turns it into an image.
+#
+#   scripts/engine/build-image.sh                # localhost/portal-jupyter:$VERSION
+#   scripts/engine/build-image.sh --tag test     # localhost/portal-jupyter:test (same content)
+#   scripts/engine/build-image.sh --force        # rebuild from scratch, replace the cached archive
+#
+# Caching, fastest first:
+#   1. the image already exists in podman with label portal.image.version=$VERSION -> nothing to do;
+#   2. $CACHE/portal-jupyter-$VERSION.docker.tar exists -> `podman load` it (a few seconds);
+#   3. otherwise build (about 2-3 minutes, mostly downloads) and save that archive.
+# The archive also works with `docker load -i`. Prints the image reference as its last line.
+# Needs root and podman (scripts/engine/setup-podman.sh); installs mmdebstrap when missing.
+set -euo pipefail
+
+VERSION=1                                # bump when requirements or the recipe change
+NAME=localhost/portal-jupyter
+SUITE=bookworm
+MIRROR=${PORTAL_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+SECURITY_MIRROR=${PORTAL_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+CACHE=${PORTAL_IMAGE_CACHE:-/var/cache/portal-images}
+
+TAG=$VERSION
+FORCE=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --tag) TAG=$2; shift ;;
+        --tag=*) TAG=${1#--tag=} ;;
+        --force) FORCE=1 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        *) echo "build-image.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+REF=$NAME:$TAG
+HERE=$(cd "$(dirname "$0")/../../images/portal-jupyter" && pwd)
+ARCHIVE=$CACHE/portal-jupyter-$VERSION.docker.tar
+
+log() { echo "build-image.sh: $*" >&2; }
+[ "$(id -u)" -eq 0 ] || { log "must run as root"; exit 1; }
+command -v podman >/dev/null || { log "podman missing: run scripts/engine/setup-podman.sh"; exit 1; }
+
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.lock"
+flock 9                                  # one build at a time (parallel test runs, CI jobs)
+
+label_of() { podman image inspect --format '{{index .Config.Labels "portal.image.version"}}' "$1" 2>/dev/null || true; }
+
+# 1. Already there?
+if [ "$FORCE" = 0 ] && [ "$(label_of "$REF")" = "$VERSION" ]; then
+    log "$REF is up to date (portal.image.version=$VERSION)"
+    echo "$REF"; exit 0
+fi
+
+# 2. Cached archive?
+if [ "$FORCE" = 0 ] && [ -s "$ARCHIVE" ]; then
+    log "loading $ARCHIVE"
+    t0=$(date +%s%N)
+    loaded=$(podman load -q -i "$ARCHIVE" | sed -E -n 's/^Loaded image(\(s\))?: *//p' | head -n1)
+    loaded=${loaded%%,*}
+    if [ -n "$loaded" ] && [ "$(label_of "$loaded")" = "$VERSION" ]; then
+        [ "$loaded" = "$REF" ] || podman tag "$loaded" "$REF"
+        log "loaded in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+        echo "$REF"; exit 0
+    fi
+    log "cached archive is unusable ($loaded); rebuilding"
+fi
+
+# 3. Build.
+if ! command -v mmdebstrap >/dev/null; then
+    log "installing mmdebstrap"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null ||
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null; }
+fi
+WORK=$(mktemp -d "$CACHE/build.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+START=$(date +%s)
+log "building the root filesystem ($SUITE from $MIRROR, Python packages from PyPI)"
+PORTAL_IMAGE_PIP_CACHE=$CACHE/pip \
+TMPDIR=$WORK \
+mmdebstrap --mode=root --variant=essential --format=tar -q \
+    --include=python3,python3-venv,ca-certificates,passwd,tini,libstdc++6,bash,less,procps \
+    --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/info/*' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --dpkgopt='path-include=/usr/share/locale/locale.alias' \
+    --customize-hook="$HERE/customize-hook.sh" \
+    "$SUITE" "$WORK/rootfs.tar" \
+    "deb $MIRROR $SUITE main" \
+    "deb $MIRROR $SUITE-updates main" \
+    "deb $SECURITY_MIRROR $SUITE-security main" </dev/null
+log "root filesystem built in $(( $(date +%s) - START )) s ($(du -m "$WORK/rootfs.tar" | cut -f1) MB)"
+
+# No certificate that only this build host trusts (e.g. a TLS-intercepting proxy CA) may be in it.
+tar -xf "$WORK/rootfs.tar" -C "$WORK" ./etc/ssl/certs/ca-certificates.crt ./opt/venv/portal-freeze.txt
+for crt in /usr/local/share/ca-certificates/*.crt; do
+    [ -e "$crt" ] || continue
+    body=$(sed -n '/BEGIN CERT/,/END CERT/p' "$crt" | sed '1d;$d' | head -n3 | tr -d '\n')
+    if [ -n "$body" ] && tr -d '\n' < "$WORK/etc/ssl/certs/ca-certificates.crt" | grep -qF "$body"; then
+        log "host-local CA $crt leaked into the image; refusing"; exit 1
+    fi
+done
+pkgver() { sed -n "s/^$1==//Ip" "$WORK/opt/venv/portal-freeze.txt"; }
+
+RECIPE=$(cat "$0" "$HERE"/* | sha256sum | cut -c1-16)
+podman import -q \
+    --change 'ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV VIRTUAL_ENV=/opt/venv' \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'ENV SHELL=/bin/bash' \
+    --change 'ENV HOME=/home/jovyan' \
+    --change 'USER 1000' \
+    --change 'WORKDIR /home/jovyan' \
+    --change 'EXPOSE 8888/tcp' \
+    --change 'STOPSIGNAL SIGTERM' \
+    --change 'ENTRYPOINT ["/usr/bin/tini", "-g", "--"]' \
+    --change 'CMD ["jupyter", "server", "--ip=0.0.0.0", "--port=8888", "--no-browser"]' \
+    --change "LABEL portal.image.version=$VERSION" \
+    --change "LABEL portal.image.recipe=$RECIPE" \
+    --change "LABEL org.opencontainers.image.title=portal-jupyter" \
+    --change "LABEL org.opencontainers.image.version=$VERSION" \
+    --change "LABEL portal.jupyter-server.version=$(pkgver jupyter-server)" \
+    --change "LABEL portal.jupyterlab.version=$(pkgver jupyterlab)" \
+    --change "LABEL portal.ipykernel.version=$(pkgver ipykernel)" \
+    --change "LABEL portal.jupyter-server-proxy.version=$(pkgver jupyter-server-proxy)" \
+    "$WORK/rootfs.tar" "$REF" >/dev/null
+rm -f "$WORK/rootfs.tar"
+podman save -q --format docker-archive -o "$WORK/image.docker.tar" "$REF"
+mv -f "$WORK/image.docker.tar" "$ARCHIVE"
+cp "$WORK/opt/venv/portal-freeze.txt" "$CACHE/portal-jupyter-$VERSION.freeze.txt"
+log "built $REF in $(( $(date +%s) - START )) s; cached $ARCHIVE ($(du -m "$ARCHIVE" | cut -f1) MB)"
+echo "$REF"
