@@ -18,12 +18,14 @@ public struct LaunchRefusal: Error, Sendable, Equatable, CustomStringConvertible
         case wrongLTIVersion = "wrong_lti_version"
         case missingResourceLink = "missing_resource_link"
         case missingUser = "missing_user"
+        /// The link or the course names an environment profile the portal does not have.
+        case unknownProfile = "unknown_profile"
 
         /// What kind of failure this is, which maps onto an HTTP status.
         public var kind: Kind {
             switch self {
             case .malformedRequest, .missingOAuthParameter, .duplicateOAuthParameter, .unsupportedSignatureMethod,
-                .unsupportedOAuthVersion, .wrongMessageType, .wrongLTIVersion, .missingResourceLink:
+                .unsupportedOAuthVersion, .wrongMessageType, .wrongLTIVersion, .missingResourceLink, .unknownProfile:
                 return .badRequest
             case .unknownConsumer, .staleTimestamp, .invalidSignature, .replayedNonce:
                 return .unauthenticated

@@ -9,16 +9,11 @@
 set -eu
 ROOT=$1
 HERE=$(dirname "$(readlink -f "$0")")
-PIP_CACHE=${PORTAL_IMAGE_PIP_CACHE:-}
 
 in_root() { chroot "$ROOT" /usr/bin/env -i PATH=/opt/venv/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LANG=C.UTF-8 HOME=/root PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 "$@"; }
 
 cleanup() {
-    if [ -n "$PIP_CACHE" ] && mountpoint -q "$ROOT/var/cache/portal-pip"; then
-        umount "$ROOT/var/cache/portal-pip"
-    fi
-    rmdir "$ROOT/var/cache/portal-pip" 2>/dev/null || true
     rm -f "$ROOT/tmp/host-ca.crt" "$ROOT/tmp/requirements.txt"
 }
 trap cleanup EXIT
@@ -30,14 +25,8 @@ if [ -r /etc/ssl/certs/ca-certificates.crt ]; then
 else
     cp "$ROOT/etc/ssl/certs/ca-certificates.crt" "$ROOT/tmp/host-ca.crt"
 fi
-cache_opt=--no-cache-dir
-if [ -n "$PIP_CACHE" ]; then
-    mkdir -p "$PIP_CACHE" "$ROOT/var/cache/portal-pip"
-    mount --bind "$PIP_CACHE" "$ROOT/var/cache/portal-pip"
-    cache_opt=--cache-dir=/var/cache/portal-pip
-fi
 in_root python3 -m venv /opt/venv
-in_root /opt/venv/bin/pip install -q $cache_opt --cert /tmp/host-ca.crt -r /tmp/requirements.txt
+in_root /opt/venv/bin/pip install -q --no-cache-dir --cert /tmp/host-ca.crt -r /tmp/requirements.txt
 in_root /opt/venv/bin/pip freeze > "$ROOT/opt/venv/portal-freeze.txt"
 cleanup
 trap - EXIT

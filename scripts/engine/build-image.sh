@@ -78,7 +78,6 @@ WORK=$(mktemp -d "$CACHE/build.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 START=$(date +%s)
 log "building the root filesystem ($SUITE from $MIRROR, Python packages from PyPI)"
-PORTAL_IMAGE_PIP_CACHE=$CACHE/pip \
 TMPDIR=$WORK \
 mmdebstrap --mode=root --variant=essential --format=tar -q \
     --include=python3,python3-venv,ca-certificates,passwd,tini,libstdc++6,bash,less,procps \
@@ -104,8 +103,12 @@ for crt in /usr/local/share/ca-certificates/*.crt; do
         log "host-local CA $crt leaked into the image; refusing"; exit 1
     fi
 done
-pkgver() { sed -n "s/^$1==//Ip" "$WORK/opt/venv/portal-freeze.txt"; }
+pkgver() {   # version of a package in the freeze list; "-" and "_" are the same in PyPI names
+    local re; re=$(printf '%s' "$1" | sed 's/[-_]/[-_]/g')
+    sed -n "s/^$re==//Ip" "$WORK/opt/venv/portal-freeze.txt"
+}
 
+OLD_ID=$(podman image inspect --format '{{.Id}}' "$REF" 2>/dev/null || true)
 RECIPE=$(cat "$0" "$HERE"/* | sha256sum | cut -c1-16)
 podman import -q \
     --change 'ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
@@ -129,6 +132,11 @@ podman import -q \
     --change "LABEL portal.jupyter-server-proxy.version=$(pkgver jupyter-server-proxy)" \
     "$WORK/rootfs.tar" "$REF" >/dev/null
 rm -f "$WORK/rootfs.tar"
+# A rebuild (--force) leaves the previous image untagged: drop it unless a container still uses it.
+if [ -n "$OLD_ID" ] && [ "$OLD_ID" != "$(podman image inspect --format '{{.Id}}' "$REF")" ] &&
+   [ -z "$(podman image inspect --format '{{join .RepoTags ","}}' "$OLD_ID" 2>/dev/null)" ]; then
+    podman rmi "$OLD_ID" >/dev/null 2>&1 || true
+fi
 podman save -q --format docker-archive -o "$WORK/image.docker.tar" "$REF"
 mv -f "$WORK/image.docker.tar" "$ARCHIVE"
 cp "$WORK/opt/venv/portal-freeze.txt" "$CACHE/portal-jupyter-$VERSION.freeze.txt"

@@ -22,6 +22,7 @@ public final class EnvironmentLifecycle: Sendable {
 
     enum Job: Sendable {
         case start(EnvironmentRecord)
+        case resume(EnvironmentRecord)
         case stop(Int64, StopReason)
     }
 
@@ -61,6 +62,7 @@ public final class EnvironmentLifecycle: Sendable {
                 group.addTask {
                     switch job {
                     case .start(let record): await self.start(record)
+                    case .resume(let record): await self.resume(record)
                     case .stop(let id, let reason): await self.stop(id, reason: reason)
                     }
                 }

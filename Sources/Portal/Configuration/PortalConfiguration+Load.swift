@@ -5,7 +5,7 @@ import Logging
 extension PortalConfiguration {
     static let topLevelKeys: Set<String> = [
         "listen", "public_url", "data_dir", "database", "secret_key", "secret_key_file", "session", "lti",
-        "trusted_proxies", "log_level", "log_format", "embedded_postgres", "templates_dir", "migrations_dir",
+        "trusted_proxies", "log_level", "log_format", "embedded_postgres", "templates_dir", "migrations_dir", "environments",
     ]
 
     /// Reads the configuration file at `path`, then applies environment overrides from `environment`.
@@ -100,7 +100,9 @@ extension PortalConfiguration {
             throw ConfigurationError(file: path, key: "log_format", reason: "expected text or json")
         }
 
-        return PortalConfiguration(
+        let environments = try environmentsSection(root["environments"], resolve: resolve)
+
+        var configuration = PortalConfiguration(
             file: path,
             listenHost: host,
             listenPort: port,
@@ -120,6 +122,38 @@ extension PortalConfiguration {
             templatesDirectory: try optionalPath(root["templates_dir"], resolve),
             migrationsDirectory: try optionalPath(root["migrations_dir"], resolve)
         )
+        configuration.environments = environments
+        return configuration
+    }
+
+    private static func environmentsSection(_ node: YAMLValue?, resolve: (String) -> String) throws(ConfigurationError) -> EnvironmentsConfiguration {
+        var result = EnvironmentsConfiguration()
+        guard let node else { return result }
+        let map = try node.mapping(allowing: ["engine", "endpoint", "profiles_dir", "default_profile", "start_timeout", "stop_timeout", "course_mappings"])
+        if let engine = map["engine"] {
+            guard let kind = EnvironmentsConfiguration.EngineKind(rawValue: try engine.string()) else {
+                throw engine.error("expected docker (Docker or Podman through the Docker Engine API) or none")
+            }
+            result.engine = kind
+        }
+        result.endpoint = try map["endpoint"]?.string() ?? result.endpoint
+        result.profilesDirectory = try optionalPath(map["profiles_dir"], resolve)
+        result.defaultProfile = try map["default_profile"]?.string()
+        if let value = map["start_timeout"] {
+            result.startTimeout = try value.duration()
+            guard result.startTimeout >= .seconds(5) else { throw value.error("must be at least 5 seconds") }
+        }
+        if let value = map["stop_timeout"] {
+            result.stopTimeout = try value.duration()
+            guard result.stopTimeout >= .seconds(10) else { throw value.error("must be at least 10 seconds: a server with a running kernel needs that long") }
+        }
+        for item in try map["course_mappings"]?.sequence() ?? [] {
+            let entry = try item.mapping(allowing: ["consumer", "context_id", "profile"])
+            result.courseMappings.append(
+                .init(consumerKey: try entry["consumer"]?.string() ?? "", contextID: try entry.required("context_id").string(), profile: try entry.required("profile").string())
+            )
+        }
+        return result
     }
 
     private static func optionalPath(_ value: YAMLValue?, _ resolve: (String) -> String) throws(ConfigurationError) -> String? {

@@ -36,6 +36,31 @@ struct PortalConfiguration: Sendable {
     var embeddedPostgresBinDirectory: String?
     var templatesDirectory: String?
     var migrationsDirectory: String?
+    var environments: EnvironmentsConfiguration = .init()
+
+    /// The `environments` section: which engine runs environments and how courses get profiles.
+    struct EnvironmentsConfiguration: Sendable {
+        enum EngineKind: String, Sendable {
+            /// No environments: launches end on the landing page.
+            case none
+            /// A Docker Engine API (Docker or Podman) at `endpoint`.
+            case docker
+        }
+
+        struct Mapping: Sendable {
+            var consumerKey: String
+            var contextID: String
+            var profile: String
+        }
+
+        var engine: EngineKind = .none
+        var endpoint = "unix:///run/podman/podman.sock"
+        var profilesDirectory: String?
+        var defaultProfile: String?
+        var startTimeout: Duration = .seconds(120)
+        var stopTimeout: Duration = .seconds(10)
+        var courseMappings: [Mapping] = []
+    }
 
     /// Where the key that encrypts secrets at rest comes from.
     enum SecretKeySource: Sendable {

@@ -7,6 +7,8 @@ import ServiceLifecycle
 /// cluster under the data directory, which is started here when needed.
 struct Database: Sendable {
     let client: PostgresClient
+    /// The settings `client` was made with, for short-lived clients such as the start-up one.
+    let clientConfiguration: PostgresClient.Configuration
     /// The embedded cluster, when there is no external database.
     let embedded: EmbeddedPostgres?
     /// Whether this process started the embedded cluster (and so should stop it).
@@ -34,7 +36,7 @@ struct Database: Sendable {
         }
         clientConfiguration.options.maximumConnections = configuration.databasePoolSize
         let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
-        return Database(client: client, embedded: embedded, startedEmbedded: started)
+        return Database(client: client, clientConfiguration: clientConfiguration, embedded: embedded, startedEmbedded: started)
     }
 
     /// Runs `body` with the connection pool running, then shuts the pool down and stops the embedded
@@ -49,9 +51,26 @@ struct Database: Sendable {
         }
     }
 
+    /// Runs `body` with a short-lived client of its own (for start-up work before the service group
+    /// runs the main pool).
+    func withTemporaryClient<T: Sendable>(logger: Logger, _ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {
+        let temporary = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await temporary.run() }
+            defer { group.cancelAll() }
+            return try await body(temporary)
+        }
+    }
+
     /// Applies the migrations in `directory`.
     @discardableResult
     func migrate(directory: String, logger: Logger) async throws -> [String] {
+        try await Self.migrate(client, directory: directory, logger: logger)
+    }
+
+    /// Applies the migrations in `directory` through `client`.
+    @discardableResult
+    static func migrate(_ client: PostgresClient, directory: String, logger: Logger) async throws -> [String] {
         try await MigrationRunner(migrations: Migration.load(from: directory), logger: logger).run(on: client)
     }
 }

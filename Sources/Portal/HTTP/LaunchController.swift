@@ -1,3 +1,4 @@
+import Environments
 import Foundation
 import Hummingbird
 import LTI
@@ -16,6 +17,8 @@ struct LaunchController: Sendable {
     let pages: Pages
     let publicURL: PublicURL
     let sessionLifetime: Duration
+    /// Environments, when an engine is configured.
+    let environments: EnvironmentsRuntime?
 
     func register(with router: Router<PortalRequestContext>) {
         router.post("/lti/launch") { request, context in try await self.launch(request, context: context) }
@@ -44,7 +47,15 @@ struct LaunchController: Sendable {
         do {
             // The nonce is consumed by the same transaction that records the launch.
             launch = try await validator.authenticate(launchRequest)
+            let profile = try await resolveProfile(for: launch)
             accepted = try await store.accept(launch, facts: facts)
+            if let profile, let courseID = accepted.courseID, let environments {
+                let claim = EnvironmentClaim(
+                    userID: accepted.userID, courseID: courseID, profile: profile.0, profileVersion: profile.1, engine: environments.lifecycle.engine.name
+                )
+                let environment = try await environments.lifecycle.ensure(claim)
+                context.logger.info("environment", metadata: ["environment": "\(environment.id)", "state": "\(environment.state.rawValue)"])
+            }
         } catch let refusal as LaunchRefusal {
             return try await refused(refusal, request: launchRequest, facts: facts, context: context)
         }
@@ -62,6 +73,26 @@ struct LaunchController: Sendable {
             )
         )
         return response
+    }
+
+    /// The profile for the launch's course, when environments are on and the launch is in a course.
+    /// - Throws: ``LaunchRefusal`` when the link or the course names a profile that does not exist.
+    private func resolveProfile(for launch: Launch) async throws -> (Profile, Int)? {
+        guard let environments, let course = launch.context else { return nil }
+        let resolution = try await environments.catalog.resolve(
+            requested: launch.custom["custom_profile"], consumerKey: launch.consumerKey, contextID: course.id, contextLabel: course.label
+        )
+        switch resolution {
+        case .profile(let profile, let version, _):
+            return (profile, version)
+        case .unknown(let slug, let source):
+            throw LaunchRefusal(
+                .unknownProfile,
+                "This activity asks for the environment \"\(slug)\" (\(source)), which the portal does not have. Please tell your course team."
+            )
+        case .none:
+            return nil
+        }
     }
 
     /// Reads the form and assembles every signed parameter: URL query, OAuth header, body.

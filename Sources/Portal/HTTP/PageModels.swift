@@ -8,11 +8,27 @@ enum PageModel {
             var label: String?
         }
 
+        /// The student's environment in this course, when environments are on.
+        struct Environment {
+            var state: String
+            var message: String
+            var elapsedSeconds: Int
+            var inProgress: Bool
+            var ready: Bool
+            var failed: Bool
+            var stopped: Bool
+            var profileName: String
+            var formToken: String
+        }
+
         var name: String?
         var consumer: String
         var course: Course?
         var roleName: String
         var returnURL: String?
+        var environment: Environment?
+        /// No profile applies to this course (environments are on).
+        var noEnvironment: Bool = false
     }
 
     struct Refused {

@@ -1,3 +1,4 @@
+import Environments
 import Foundation
 import Hummingbird
 import LTI
@@ -14,9 +15,12 @@ enum PortalApplication {
         var sessions: SessionStore
         var pages: Pages
         var resolver: LaunchURLResolver
+        var environments: EnvironmentsRuntime?
     }
 
-    static func parts(_ configuration: PortalConfiguration, client: PostgresClient, box: SecretBox, templates: String) async throws -> Parts {
+    static func parts(
+        _ configuration: PortalConfiguration, client: PostgresClient, box: SecretBox, templates: String, environments: EnvironmentsRuntime?
+    ) async throws -> Parts {
         let consumers = ConsumerStore(configured: configuration.consumers, client: client, box: box)
         let window = configuration.timestampWindow.components.seconds
         return Parts(
@@ -24,7 +28,8 @@ enum PortalApplication {
             launches: LaunchStore(client: client, sessionLifetime: configuration.sessionLifetime),
             sessions: SessionStore(client: client),
             pages: try await Pages.load(from: templates),
-            resolver: LaunchURLResolver(publicURL: configuration.publicURL, trustedProxies: configuration.trustedProxies)
+            resolver: LaunchURLResolver(publicURL: configuration.publicURL, trustedProxies: configuration.trustedProxies),
+            environments: environments
         )
     }
 
@@ -39,15 +44,17 @@ enum PortalApplication {
             resolver: parts.resolver,
             pages: parts.pages,
             publicURL: configuration.publicURL,
-            sessionLifetime: configuration.sessionLifetime
+            sessionLifetime: configuration.sessionLifetime,
+            environments: parts.environments
         ).register(with: router)
-        HomeController(sessions: parts.sessions, pages: parts.pages).register(with: router)
+        HomeController(sessions: parts.sessions, pages: parts.pages, environments: parts.environments).register(with: router)
         HealthController(client: client).register(with: router)
         return router
     }
 
-    /// The whole application: HTTP server, database pool, purging and (when embedded) the database
-    /// cluster's lifetime, migrated before the server accepts requests.
+    /// The whole application: HTTP server, database pool, purging, environments and (when embedded)
+    /// the database cluster's lifetime. The database is migrated (and the profiles directory applied)
+    /// first, through a short-lived client.
     static func build(
         _ configuration: PortalConfiguration,
         database: Database,
@@ -56,25 +63,28 @@ enum PortalApplication {
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) async throws -> some ApplicationProtocol {
         let box = try SecretBox(source: configuration.secretKey)
-        let parts = try await parts(configuration, client: database.client, box: box, templates: resources.templates)
+        let environments = try await database.withTemporaryClient(logger: logger) { startup in
+            let applied = try await Database.migrate(startup, directory: resources.migrations, logger: logger)
+            if !applied.isEmpty { logger.info("database migrated", metadata: ["applied": "\(applied.joined(separator: ", "))"]) }
+            if let directory = configuration.environments.profilesDirectory {
+                _ = try await EnvironmentsRuntime.applyProfiles(from: directory, client: startup, logger: logger)
+            }
+            return try await EnvironmentsRuntime.make(configuration, client: database.client, startupClient: startup, box: box, logger: logger)
+        }
+        let parts = try await parts(configuration, client: database.client, box: box, templates: resources.templates, environments: environments)
         var services: [any Service] = []
         if let cluster = database.embedded {
             services.append(EmbeddedPostgresService(cluster: cluster))
         }
         services.append(database.client)
         services.append(PurgeService(client: database.client, interval: configuration.noncePurgeInterval, logger: logger))
-        var app = Application(
+        services.append(contentsOf: environments?.services ?? [])
+        return Application(
             router: router(configuration, parts: parts, client: database.client),
             configuration: .init(address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: nil),
             services: services,
             onServerRunning: onServerRunning,
             logger: logger
         )
-        let migrations = resources.migrations
-        app.beforeServerStarts {
-            let applied = try await database.migrate(directory: migrations, logger: logger)
-            if !applied.isEmpty { logger.info("database migrated", metadata: ["applied": "\(applied.joined(separator: ", "))"]) }
-        }
-        return app
     }
 }

@@ -149,6 +149,22 @@ enum SessionToken {
     static func hash(_ token: String) -> Data {
         Data(SHA256.hash(data: Data(token.utf8)))
     }
+
+    /// The anti-forgery token for forms of the session with `token`: only a page the session itself
+    /// loaded can know it, so another site cannot make the browser post on the student's behalf.
+    static func formToken(for token: String) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Data("portal-form".utf8), using: SymmetricKey(data: Data(token.utf8)))
+        return Data(mac).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    /// Whether `candidate` is the form token of the session with `token` (compared in constant time).
+    static func isValidFormToken(_ candidate: String, for token: String) -> Bool {
+        let expected = Array(formToken(for: token).utf8)
+        let given = Array(candidate.utf8)
+        guard expected.count == given.count else { return false }
+        return zip(expected, given).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
+    }
 }
 
 /// Opaque user slugs for URLs: 12 characters of lower-case base32 (60 random bits).

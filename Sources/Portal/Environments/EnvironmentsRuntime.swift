@@ -1,0 +1,91 @@
+import AsyncHTTPClient
+import Environments
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// Everything that runs environments in a serving portal: the engine, the lifecycle, the records
+/// and the profile catalog. Absent when `environments.engine` is `none`.
+struct EnvironmentsRuntime: Sendable {
+    let lifecycle: EnvironmentLifecycle
+    let repository: EnvironmentRepository
+    let catalog: ProfileCatalogCache
+    let http: HTTPClient
+    let installationID: String
+
+    /// Builds the runtime. `client` must be running; the database must be migrated.
+    static func make(_ configuration: PortalConfiguration, client: PostgresClient, startupClient: PostgresClient, box: SecretBox, logger: Logger) async throws -> EnvironmentsRuntime? {
+        let settings = configuration.environments
+        guard settings.engine == .docker else { return nil }
+        let installationID = try await Self.installationID(startupClient)
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+        let engine = try DockerEngine(endpoint: settings.endpoint, client: http)
+        let repository = EnvironmentRepository(client: client, box: box, installationID: installationID)
+        let lifecycle = EnvironmentLifecycle(
+            engine: engine, store: repository, http: http, installationID: installationID, logger: logger,
+            startTimeout: settings.startTimeout, stopTimeout: settings.stopTimeout
+        )
+        let catalog = ProfileCatalogCache(profiles: ProfileRepository(client: client), configured: settings, logger: logger)
+        return EnvironmentsRuntime(lifecycle: lifecycle, repository: repository, catalog: catalog, http: http, installationID: installationID)
+    }
+
+    static func installationID(_ client: PostgresClient) async throws -> String {
+        for try await id in try await client.query("SELECT id FROM installation LIMIT 1").decode(String.self) { return id }
+        throw EnvironmentRepositoryError(description: "the installation table is empty; run portal migrate")
+    }
+
+    /// Applies every profile in `directory` (at start, or from `portal profile apply`).
+    static func applyProfiles(from path: String, client: PostgresClient, logger: Logger) async throws -> [(String, ProfileRepository.Applied)] {
+        let profiles = try ProfileLoader.load(path: path)
+        let repository = ProfileRepository(client: client)
+        var result = [(String, ProfileRepository.Applied)]()
+        for profile in profiles {
+            let applied = try await repository.apply(profile, source: path)
+            result.append((profile.slug, applied))
+            if case .unchanged = applied { continue }
+            logger.info("profile applied", metadata: ["profile": "\(profile.slug)", "result": "\(applied)"])
+        }
+        return result
+    }
+
+    /// The services to run beside the HTTP server: the lifecycle (reconciling first), the catalog
+    /// refresh, and the HTTP client's shutdown.
+    var services: [any Service] {
+        [HTTPClientService(client: http), catalog, LifecycleService(lifecycle: lifecycle)]
+    }
+}
+
+/// Reconciles, then runs the lifecycle's jobs until shutdown.
+struct LifecycleService: Service {
+    let lifecycle: EnvironmentLifecycle
+
+    func run() async throws {
+        do {
+            try await lifecycle.reconcile()
+        } catch {
+            lifecycle.logError("reconciling environments failed; running environments may be unknown to this portal", error)
+        }
+        try await withGracefulShutdownHandler {
+            await lifecycle.run()
+        } onGracefulShutdown: {
+            lifecycle.finish()
+        }
+    }
+}
+
+/// Shuts the shared HTTP client down when the portal stops.
+struct HTTPClientService: Service {
+    let client: HTTPClient
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
+    }
+}
+
+extension EnvironmentLifecycle {
+    func logError(_ message: String, _ error: any Error) {
+        Logger(label: "portal.environments").error("\(message)", metadata: ["error": "\(error)"])
+    }
+}

@@ -1,0 +1,149 @@
+import Environments
+import Foundation
+import NIOCore
+import NIOFoundationCompat
+import PostgresNIO
+
+/// ``EnvironmentStore`` in PostgreSQL. The partial unique index `environments_one_live` makes the
+/// claim atomic across replicas; every state change is checked against the state machine in the
+/// same statement and logged in `environment_events`. Tokens are sealed at rest.
+struct EnvironmentRepository: EnvironmentStore {
+    let client: PostgresClient
+    let box: SecretBox
+    let installationID: String
+
+    static let columns = """
+        e.id, u.slug, c.slug, pv.spec::text, e.profile_version, e.engine, e.state, e.message, e.container_id, e.container_name,
+        e.upstream, e.token_sealed, e.home_volume, e.base_path, e.requested_at, e.ready_at
+        """
+
+    func claim(_ claim: EnvironmentClaim) async throws -> (record: EnvironmentRecord, created: Bool) {
+        let token = SessionToken.generate()
+        let sealed = ByteBuffer(data: try box.seal(token))
+        let prefix = String(installationID.prefix(8))
+        // Insert unless a live one exists; the unique partial index arbitrates simultaneous claims.
+        let rows = try await client.query(
+            """
+            WITH ids AS (
+                SELECT u.slug AS user_slug, c.slug AS course_slug FROM users u, courses c WHERE u.id = \(claim.userID) AND c.id = \(claim.courseID)
+            ), inserted AS (
+                INSERT INTO environments (user_id, course_id, profile_slug, profile_version, engine, state, message, container_name,
+                                          token_sealed, home_volume, base_path)
+                SELECT \(claim.userID), \(claim.courseID), \(claim.profile.slug), \(claim.profileVersion), \(claim.engine), 'requested',
+                       'Waiting to start', 'portal-' || \(prefix) || '-' || ids.course_slug || '-' || ids.user_slug || '-' || substr(md5(random()::text), 1, 6),
+                       \(sealed),
+                       CASE WHEN \(claim.profile.persistence.rawValue) = 'persistent' THEN 'portal-home-' || ids.course_slug || '-' || ids.user_slug
+                            ELSE 'portal-tmp-' || ids.course_slug || '-' || ids.user_slug || '-' || substr(md5(random()::text), 1, 6) END,
+                       '/user/' || ids.user_slug || '/' || ids.course_slug || '/'
+                FROM ids
+                ON CONFLICT (user_id, course_id) WHERE state IN ('requested', 'starting', 'ready', 'stopping') DO NOTHING
+                RETURNING id
+            )
+            SELECT id, true FROM inserted
+            UNION ALL
+            SELECT id, false FROM environments WHERE user_id = \(claim.userID) AND course_id = \(claim.courseID)
+                AND state IN ('requested', 'starting', 'ready', 'stopping') AND NOT EXISTS (SELECT 1 FROM inserted)
+            """
+        )
+        for try await (id, created) in rows.decode((Int64, Bool).self) {
+            if created { try await event(id, .requested, "Waiting to start") }
+            guard let record = try await find(id) else { break }
+            return (record, created)
+        }
+        throw EnvironmentRepositoryError(description: "the environment for user \(claim.userID) in course \(claim.courseID) could not be claimed")
+    }
+
+    @discardableResult
+    func update(_ id: Int64, _ change: EnvironmentChange) async throws -> EnvironmentRecord? {
+        let allowed = EnvironmentState.allCases.filter { $0.canMove(to: change.state) || ($0 == change.state && $0 == .starting) }.map(\.rawValue)
+        let stamp: String
+        switch change.state {
+        case .requested: stamp = "requested_at"
+        case .starting: stamp = "starting_at"
+        case .ready: stamp = "ready_at"
+        case .stopping: stamp = "stopping_at"
+        case .stopped: stamp = "stopped_at"
+        case .failed: stamp = "failed_at"
+        }
+        let rows = try await client.query(
+            """
+            UPDATE environments SET state = \(change.state.rawValue), message = COALESCE(\(change.message), message),
+                container_id = COALESCE(\(change.containerID), container_id), upstream = COALESCE(\(change.upstream), upstream),
+                stop_reason = COALESCE(\(change.stopReason?.rawValue), stop_reason),
+                \(unescaped: stamp) = COALESCE(\(unescaped: stamp), now())
+            WHERE id = \(id) AND state = ANY(\(allowed))
+            RETURNING id
+            """
+        )
+        var updated = false
+        for try await _ in rows { updated = true }
+        guard updated else { return nil }
+        try await event(id, change.state, change.message)
+        return try await find(id)
+    }
+
+    func find(_ id: Int64) async throws -> EnvironmentRecord? {
+        try await records("WHERE e.id = \(id)").first
+    }
+
+    func live(engine: String) async throws -> [EnvironmentRecord] {
+        try await records(
+            "WHERE e.engine = \(engine) AND e.state IN ('requested', 'starting', 'ready', 'stopping')"
+        )
+    }
+
+    func knownContainerNames(engine: String) async throws -> Set<String> {
+        var names = Set<String>()
+        let rows = try await client.query(
+            "SELECT container_name FROM environments WHERE engine = \(engine) AND state IN ('requested', 'starting', 'ready', 'stopping')"
+        )
+        for try await name in rows.decode(String.self) { names.insert(name) }
+        return names
+    }
+
+    /// The newest environment of a user in a course, live or not.
+    func latest(userID: Int64, courseID: Int64) async throws -> EnvironmentRecord? {
+        try await records("WHERE e.user_id = \(userID) AND e.course_id = \(courseID) ORDER BY e.id DESC LIMIT 1").first
+    }
+
+    private func records(_ condition: PostgresQuery) async throws -> [EnvironmentRecord] {
+        var query = PostgresQuery(unsafeSQL: """
+            SELECT \(Self.columns) FROM environments e
+            JOIN users u ON u.id = e.user_id JOIN courses c ON c.id = e.course_id
+            JOIN profile_versions pv ON pv.slug = e.profile_slug AND pv.version = e.profile_version
+            """)
+        query.sql += " " + condition.sql
+        query.binds = condition.binds
+        var result = [EnvironmentRecord]()
+        let rows = try await client.query(query)
+        for try await row in rows {
+            let (id, userSlug, courseSlug, spec, version, engine, state, message, containerID, containerName) =
+                try row.decode((Int64, String, String, String, Int, String, String, String?, String?, String).self)
+            let columns = Array(row.makeRandomAccess())
+            let upstream = try columns[10].decode(String?.self)
+            let sealed = try columns[11].decode(ByteBuffer.self)
+            let homeVolume = try columns[12].decode(String.self)
+            let basePath = try columns[13].decode(String.self)
+            let requestedAt = try columns[14].decode(Date.self)
+            let readyAt = try columns[15].decode(Date?.self)
+            let profile = try JSONDecoder().decode(Profile.self, from: Data(spec.utf8))
+            result.append(
+                EnvironmentRecord(
+                    id: id, userSlug: userSlug, courseSlug: courseSlug, profile: profile, profileVersion: version, engine: engine,
+                    state: EnvironmentState(rawValue: state) ?? .failed, message: message, containerID: containerID, containerName: containerName,
+                    upstream: upstream, token: try box.open(Data(buffer: sealed)), homeVolume: homeVolume, basePath: basePath,
+                    requestedAt: requestedAt, readyAt: readyAt
+                )
+            )
+        }
+        return result
+    }
+
+    private func event(_ id: Int64, _ state: EnvironmentState, _ message: String?) async throws {
+        try await client.query("INSERT INTO environment_events (environment_id, state, message) VALUES (\(id), \(state.rawValue), \(message))")
+    }
+}
+
+struct EnvironmentRepositoryError: Error, CustomStringConvertible {
+    var description: String
+}
