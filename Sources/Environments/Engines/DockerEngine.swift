@@ -55,8 +55,15 @@ public struct DockerEngine: Engine {
     }
 
     public func create(_ spec: ContainerSpec) async throws -> String {
+        let response = try await request(.POST, "/containers/create?name=\(escape(spec.name))", body: Self.createBody(spec), accept: [201], missingImage: spec.image)
+        return try JSONDecoder().decode(DockerAPI.Created.self, from: response.body).Id
+    }
+
+    /// The create request for `spec`: limits, no new privileges, no capabilities, a pids limit, the
+    /// home volume, and the server's port published on the host's loopback only.
+    static func createBody(_ spec: ContainerSpec) -> DockerAPI.CreateContainer {
         let port = "\(spec.port)/tcp"
-        let body = DockerAPI.CreateContainer(
+        return DockerAPI.CreateContainer(
             Image: spec.image,
             Cmd: spec.command,
             Env: spec.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" },
@@ -76,8 +83,6 @@ public struct DockerEngine: Engine {
                 Devices: spec.gpuDevices.isEmpty ? nil : spec.gpuDevices.map { .init(PathOnHost: $0, PathInContainer: $0, CgroupPermissions: "rwm") }
             )
         )
-        let response = try await request(.POST, "/containers/create?name=\(escape(spec.name))", body: body, accept: [201], missingImage: spec.image)
-        return try JSONDecoder().decode(DockerAPI.Created.self, from: response.body).Id
     }
 
     public func start(_ id: String) async throws {

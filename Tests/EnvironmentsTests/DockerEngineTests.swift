@@ -1,0 +1,50 @@
+@testable import Environments
+import Foundation
+import Testing
+
+@Suite("Docker Engine API requests")
+struct DockerEngineTests {
+    @Test func theCreateBodyCarriesLimitsLabelsAndALoopbackPort() throws {
+        let spec = ContainerSpec(
+            name: "portal-x", image: "localhost/portal-jupyter:1", command: ["jupyter", "server"], environment: ["JUPYTER_TOKEN": "t", "A": "1"],
+            labels: ["portal.installation": "abc"], memoryBytes: 256 << 20, nanoCPUs: 500_000_000,
+            mounts: [.init(volume: "portal-home-c-u", path: "/home/jovyan")]
+        )
+        let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(DockerEngine.createBody(spec))) as? [String: Any]
+        let host = try #require(json?["HostConfig"] as? [String: Any])
+        #expect(json?["Image"] as? String == "localhost/portal-jupyter:1")
+        #expect(json?["Env"] as? [String] == ["A=1", "JUPYTER_TOKEN=t"])
+        #expect(json?["User"] as? String == "1000:100")
+        #expect(host["Memory"] as? Int == 256 << 20)
+        #expect(host["MemorySwap"] as? Int == 256 << 20)
+        #expect(host["NanoCpus"] as? Int == 500_000_000)
+        #expect(host["PidsLimit"] as? Int == 1024)
+        #expect(host["SecurityOpt"] as? [String] == ["no-new-privileges"])
+        #expect(host["CapDrop"] as? [String] == ["ALL"])
+        #expect(host["Binds"] as? [String] == ["portal-home-c-u:/home/jovyan"])
+        let bindings = try #require((host["PortBindings"] as? [String: [[String: String]]])?["8888/tcp"])
+        #expect(bindings == [["HostIp": "127.0.0.1", "HostPort": ""]])
+        #expect(host["Devices"] == nil)
+    }
+
+    @Test func logStreamsAreDemultiplexed() {
+        var frames = Data([1, 0, 0, 0, 0, 0, 0, 6]) + Data("hello\n".utf8)
+        frames += Data([2, 0, 0, 0, 0, 0, 0, 4]) + Data("err\n".utf8)
+        #expect(DockerEngine.demultiplex(frames) == "hello\nerr\n")
+        #expect(DockerEngine.demultiplex(Data("plain tty output".utf8)) == "plain tty output")
+    }
+
+    @Test func jupyterIsStartedUnderItsBasePathWithoutTheTokenOnTheCommandLine() {
+        let arguments = JupyterCommand.arguments(basePath: "/user/abc/def/", port: 8888)
+        #expect(arguments.contains("--ServerApp.base_url=/user/abc/def/"))
+        #expect(arguments.contains("--port=8888"))
+        #expect(!arguments.contains { $0.lowercased().contains("token") })
+    }
+
+    @Test func endpoints() throws {
+        let client = HTTPClientHolder.client
+        #expect(try DockerEngine(endpoint: "unix:///run/podman/podman.sock", client: client).name == "unix:///run/podman/podman.sock")
+        #expect(try DockerEngine(endpoint: "tcp://10.0.0.2:2375", name: "host-a", client: client).name == "host-a")
+        #expect(throws: EngineError.self) { try DockerEngine(endpoint: "ftp://x", client: client) }
+    }
+}
