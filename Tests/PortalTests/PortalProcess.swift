@@ -47,9 +47,14 @@ final class PortalProcess: @unchecked Sendable {
 
     /// Runs `portal ARGS…` to completion; returns its exit status and output.
     static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        try runCommand([binary] + arguments)
+    }
+
+    /// Runs a program (looked up on PATH unless absolute) to completion; returns its exit status and output.
+    static func runCommand(_ command: [String]) throws -> (status: Int32, output: String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = command
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("portal-cli-\(UUID().uuidString).log").path
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))

@@ -18,6 +18,15 @@ public enum TestEnvironment {
     /// The PostgreSQL server programs' directory (initdb, pg_ctl), for embedded-cluster tests.
     public static var postgresBin: String? { environment["PORTAL_TEST_PG_BIN"] }
 
+    /// A Docker Engine API socket (Podman's service) for engine tests, e.g. `unix:///run/podman/podman.sock`.
+    public static var engineEndpoint: String? { environment["PORTAL_TEST_ENGINE"] }
+
+    /// The Jupyter image the engine tests run.
+    public static var image: String { environment["PORTAL_TEST_IMAGE"] ?? "localhost/portal-jupyter:1" }
+
+    /// Whether engine tests can run (or must).
+    public static var hasEngine: Bool { (engineEndpoint != nil && databaseURL != nil) || requireAll }
+
     /// Whether database tests can run (or must).
     public static var hasDatabase: Bool { databaseURL != nil || requireAll }
 

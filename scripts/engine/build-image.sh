@@ -80,7 +80,8 @@ START=$(date +%s)
 log "building the root filesystem ($SUITE from $MIRROR, Python packages from PyPI)"
 TMPDIR=$WORK \
 mmdebstrap --mode=root --variant=essential --format=tar -q \
-    --include=python3,python3-venv,ca-certificates,passwd,tini,libstdc++6,bash,less,procps,usr-is-merged \
+    --include=python3,python3-venv,ca-certificates,passwd,tini,libstdc++6,bash,less,procps \
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/info/*' \
     --dpkgopt='path-exclude=/usr/share/doc/*' \

@@ -40,7 +40,9 @@ public struct DockerEngine: Engine {
     }
 
     public func imageExists(_ image: String) async throws -> Bool {
-        let response = try await request(.GET, "/images/\(escape(image))/json", accept: [200, 404])
+        // Image names keep their slashes in the path (`/images/localhost/portal-jupyter:1/json`).
+        let name = image.split(separator: "/").map { escape(String($0)) }.joined(separator: "/")
+        let response = try await request(.GET, "/images/\(name)/json", accept: [200, 404])
         return response.status == 200
     }
 
@@ -186,6 +188,8 @@ public struct DockerEngine: Engine {
     ) async throws -> Reply {
         var request = HTTPClientRequest(url: base + "/v1.41" + path)
         request.method = method
+        // Over a unix socket there is no host name; Podman (Go's net/http) insists on a Host header.
+        request.headers.replaceOrAdd(name: "Host", value: "localhost")
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(body)))

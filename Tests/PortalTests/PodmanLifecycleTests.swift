@@ -1,0 +1,201 @@
+import AsyncHTTPClient
+import Environments
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import PostgresNIO
+@testable import Portal
+import TestSupport
+import Testing
+
+/// The environment lifecycle against a real container engine (Podman's Docker-compatible service)
+/// and the real Jupyter image, with records in real PostgreSQL.
+@Suite("Environments on a real engine", .enabled(if: TestEnvironment.hasEngine), .serialized)
+struct PodmanLifecycleTests {
+    static let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+
+    struct Harness {
+        var client: PostgresClient
+        var store: EnvironmentRepository
+        var engine: DockerEngine
+        var installation: String
+        var user: Int64
+        var course: Int64
+
+        func lifecycle(engine: (any Engine)? = nil, startTimeout: Duration = .seconds(90)) -> EnvironmentLifecycle {
+            var logger = Logger(label: "lifecycle-test")
+            logger.logLevel = .warning
+            return EnvironmentLifecycle(
+                engine: engine ?? self.engine, store: store, http: PodmanLifecycleTests.http, installationID: installation, logger: logger, startTimeout: startTimeout
+            )
+        }
+
+        func claim(_ profile: Profile, version: Int = 1, engine: String? = nil) -> EnvironmentClaim {
+            EnvironmentClaim(userID: user, courseID: course, profile: profile, profileVersion: version, engine: engine ?? self.engine.name)
+        }
+
+        /// Polls until the environment reaches one of `states`.
+        func wait(_ id: Int64, for states: Set<EnvironmentState>, timeout: Duration = .seconds(120)) async throws -> EnvironmentRecord {
+            let deadline = ContinuousClock.now + timeout
+            while ContinuousClock.now < deadline {
+                if let record = try await store.find(id), states.contains(record.state) { return record }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            throw MissingComponent("environment \(id) did not reach \(states) in time: \(String(describing: try await store.find(id)))")
+        }
+
+        func containers() async throws -> [ContainerInfo] {
+            try await engine.list(labels: [Labels.installation: installation])
+        }
+    }
+
+    static func profile(_ slug: String = "jupyter", image: String = TestEnvironment.image, command: [String]? = nil, memory: Int64 = 384 << 20) -> Profile {
+        Profile(slug: slug, displayName: "Test \(slug)", image: image, command: command, cpu: 1, memoryBytes: memory, persistence: .disposable)
+    }
+
+    /// Runs `body` with a fresh database (migrated, one user and course, the profiles applied) and
+    /// a unique installation id, then removes whatever the test left on the engine.
+    func withHarness(profiles: [Profile] = [Self.profile()], _ body: @Sendable (Harness) async throws -> Void) async throws {
+        let endpoint = try #require(TestEnvironment.engineEndpoint, "PORTAL_TEST_ENGINE is not set: run the tests with scripts/test.sh")
+        let database = try await TestDatabase.create()
+        try await database.withClient { client in
+            try await MigrationRunner(migrations: try Migration.load(from: TestPaths.migrations), logger: Logger(label: "test")).run(on: client)
+            let (user, course) = try await EnvironmentStoreTests.seed(client)
+            for profile in profiles { _ = try await ProfileRepository(client: client).apply(profile, source: "test") }
+            let installation = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+            let engine = try DockerEngine(endpoint: endpoint, client: Self.http)
+            let harness = Harness(
+                client: client, store: EnvironmentRepository(client: client, box: EnvironmentStoreTests.box, installationID: installation), engine: engine,
+                installation: installation, user: user, course: course
+            )
+            do {
+                try await body(harness)
+            } catch {
+                await Self.clean(harness)
+                throw error
+            }
+            await Self.clean(harness)
+        }
+    }
+
+    static func clean(_ harness: Harness) async {
+        for container in (try? await harness.containers()) ?? [] { try? await harness.engine.remove(container.id) }
+    }
+
+    func status(_ record: EnvironmentRecord, token: String?) async throws -> UInt {
+        var request = HTTPClientRequest(url: "http://\(record.upstream ?? "")\(record.basePath)api/status")
+        if let token { request.headers.add(name: "Authorization", value: "token \(token)") }
+        let response = try await Self.http.execute(request, timeout: .seconds(5))
+        _ = try await response.body.collect(upTo: 1 << 16)
+        return response.status.code
+    }
+
+    @Test func startReadyTokenMemoryLimitAndStop() async throws {
+        try await withHarness { h in
+            let lifecycle = h.lifecycle()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await lifecycle.run() }
+                let record = try await lifecycle.ensure(h.claim(Self.profile()))
+                let ready = try await h.wait(record.id, for: [.ready, .failed])
+                #expect(ready.state == .ready, "\(ready.message ?? "")")
+                #expect(try await status(ready, token: ready.token) == 200)
+                #expect(try await status(ready, token: nil) == 403)
+                #expect(try await status(ready, token: "wrong") == 403)
+                let containers = try await h.containers()
+                #expect(containers.count == 1)
+                #expect(containers.first?.labels[Labels.environment] == String(record.id))
+
+                // The memory limit holds: a process allocating past it is killed, the server survives.
+                let container = try #require(containers.first)
+                let stats = try await h.engine.stats(container.id)
+                #expect(stats.memoryLimitBytes == 384 << 20)
+                let hog = try PortalProcess.runCommand(["podman", "exec", container.id, "python3", "-c", "b = bytearray(800 * 1024 * 1024); print(len(b))"])
+                #expect(hog.status != 0, "\(hog.output)")
+                #expect(try await status(ready, token: ready.token) == 200)
+
+                lifecycle.requestStop(record.id, reason: .student)
+                let stopped = try await h.wait(record.id, for: [.stopped, .failed], timeout: .seconds(60))
+                #expect(stopped.state == .stopped)
+                #expect(try await h.containers().isEmpty)
+                lifecycle.finish()
+                try await group.waitForAll()
+            }
+        }
+    }
+
+    @Test func simultaneousLaunchesGetOneContainerAndARestartedPortalAdoptsIt() async throws {
+        try await withHarness { h in
+            let first = h.lifecycle()
+            let id = try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await first.run() }
+                let ids = try await withThrowingTaskGroup(of: Int64.self) { claims in
+                    for _ in 0..<2 { claims.addTask { try await first.ensure(h.claim(Self.profile())).id } }
+                    var all = [Int64]()
+                    for try await id in claims { all.append(id) }
+                    return all
+                }
+                #expect(Set(ids).count == 1)
+                let ready = try await h.wait(ids[0], for: [.ready, .failed])
+                #expect(ready.state == .ready)
+                #expect(try await h.containers().count == 1)
+                first.finish()
+                try await group.waitForAll()
+                return ids[0]
+            }
+            // A new portal process: reconcile adopts the running environment and removes an orphan.
+            let orphan = try await h.engine.create(
+                ContainerSpec(
+                    name: "portal-orphan-\(h.installation.prefix(8))", image: TestEnvironment.image, command: ["sleep", "600"],
+                    labels: [Labels.installation: h.installation], memoryBytes: 64 << 20, nanoCPUs: 100_000_000
+                )
+            )
+            try await h.engine.start(orphan)
+            let second = h.lifecycle()
+            let result = try await second.reconcile()
+            #expect(result.adopted == [id])
+            #expect(result.removedContainers == ["portal-orphan-\(h.installation.prefix(8))"])
+            #expect(try await h.containers().count == 1)
+            #expect(try await h.store.find(id)?.state == .ready)
+
+            // A container that vanished while the portal was away is marked stopped.
+            try await h.engine.remove(try #require(try await h.containers().first).id)
+            let third = h.lifecycle()
+            let after = try await third.reconcile()
+            #expect(after.vanished == [id])
+            #expect(try await h.store.find(id)?.state == .stopped)
+        }
+    }
+
+    @Test func failuresTellTheStudentWhyAndLeaveNothingBehind() async throws {
+        let missing = Self.profile("missing-image", image: "localhost/no-such-image:1")
+        let silent = Self.profile("never-ready", command: ["sleep", "600"])
+        try await withHarness(profiles: [missing, silent, Self.profile()]) { h in
+            let lifecycle = h.lifecycle(startTimeout: .seconds(8))
+            let down = h.lifecycle(engine: try DockerEngine(endpoint: "unix:///nonexistent/podman.sock", client: Self.http))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await lifecycle.run() }
+                group.addTask { await down.run() }
+
+                let noImage = try await lifecycle.ensure(h.claim(missing))
+                let failed = try await h.wait(noImage.id, for: [.failed, .ready])
+                #expect(failed.state == .failed)
+                #expect(failed.message?.contains("not installed") == true)
+
+                let timeout = try await lifecycle.ensure(h.claim(silent))
+                let timedOut = try await h.wait(timeout.id, for: [.failed, .ready])
+                #expect(timedOut.message?.contains("did not start within 8 seconds") == true)
+                #expect(try await h.containers().isEmpty)
+
+                let unreachable = try await down.ensure(h.claim(Self.profile(), engine: "unix:///nonexistent/podman.sock"))
+                let engineDown = try await h.wait(unreachable.id, for: [.failed, .ready])
+                #expect(engineDown.message?.contains("not answering") == true)
+                #expect(try await h.containers().isEmpty)
+
+                lifecycle.finish()
+                down.finish()
+                try await group.waitForAll()
+            }
+        }
+    }
+}
