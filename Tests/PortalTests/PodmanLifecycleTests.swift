@@ -1,8 +1,11 @@
 import AsyncHTTPClient
 import Environments
 import Foundation
+import HTTPTypes
+import HummingbirdTesting
 import Logging
 import NIOCore
+import NIOFoundationCompat
 import NIOHTTP1
 import PostgresNIO
 @testable import Portal
@@ -196,6 +199,87 @@ struct PodmanLifecycleTests {
                 down.finish()
                 try await group.waitForAll()
             }
+        }
+    }
+}
+
+/// A launch into a course whose profile runs on the real engine: the landing page shows progress,
+/// reloading itself, until the environment is ready.
+@Suite("Launch into an environment", .enabled(if: TestEnvironment.hasEngine && TestEnvironment.hasPython), .serialized)
+struct LaunchIntoEnvironmentTests {
+    @Test func aLaunchStartsTheCoursesEnvironmentAndTheLandingPageFollowsIt() async throws {
+        let endpoint = try #require(TestEnvironment.engineEndpoint)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("profiles-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try """
+            slug: course-env
+            display_name: Course environment
+            image: \(TestEnvironment.image)
+            cpu: 1
+            memory: 384MiB
+            persistence: disposable
+            match:
+              context_labels: ["TM351-*"]
+            """.write(toFile: directory + "/course.yaml", atomically: true, encoding: .utf8)
+        var environments = PortalConfiguration.EnvironmentsConfiguration()
+        environments.engine = .docker
+        environments.endpoint = endpoint
+        environments.profilesDirectory = directory
+        try await PortalHarness.withPortal(environments: environments) { client, db in
+            let signed = try PortalHarness.signAll([
+                ("https://portal.example.ac.uk/lti/launch", IndependentSigner.launchParameters(user: "env-student", context: "TM351-25J")),
+                ("https://portal.example.ac.uk/lti/launch", IndependentSigner.launchParameters(user: "env-student", context: "TM351-25J", extra: [("custom_profile", "nope")])),
+            ])
+            // A link naming a profile that does not exist: a clear page, a recorded refusal, nothing else.
+            let unknown = try await PortalHarness.post(client, body: signed[1].body)
+            #expect(unknown.status == .badRequest)
+            #expect(String(buffer: unknown.body).contains("asks for the environment &quot;nope&quot;"))
+            #expect(String(buffer: unknown.body).contains("unknown_profile"))
+            #expect(try await TestDatabase.count(db, "SELECT count(*) FROM launches WHERE reason = 'unknown_profile'") == 1)
+            #expect(try await TestDatabase.count(db, "SELECT count(*) FROM users") == 0)
+
+            let launch = try await PortalHarness.post(client, body: signed[0].body)
+            #expect(launch.status == .seeOther)
+            let cookie: HTTPFields = [.cookie: "portal_session=\(try #require(PortalHarness.sessionToken(launch)))"]
+            let first = try await client.execute(uri: "/home", method: .get, headers: cookie)
+            let page = String(buffer: first.body)
+            #expect(page.contains("Course environment"))
+            if !page.contains("Your environment is ready") {
+                #expect(first.headers[.init("Refresh")!] == "2")
+                #expect(page.contains(#"<meta http-equiv="refresh" content="2">"#))
+            }
+            var state = ""
+            let deadline = ContinuousClock.now + .seconds(120)
+            while ContinuousClock.now < deadline {
+                let status = try await client.execute(uri: "/environment/status", method: .get, headers: cookie)
+                let json = try JSONSerialization.jsonObject(with: Data(buffer: status.body)) as? [String: Any]
+                state = json?["state"] as? String ?? ""
+                if state == "ready" || state == "failed" { break }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            #expect(state == "ready")
+            let ready = try await client.execute(uri: "/home", method: .get, headers: cookie)
+            #expect(String(buffer: ready.body).contains("Your environment is ready"))
+            #expect(ready.headers[.init("Refresh")!] == nil)
+            // The token never reaches the browser.
+            for try await sealed in try await db.query("SELECT token_sealed FROM environments").decode(ByteBuffer.self) {
+                #expect(sealed.readableBytes > 0)
+            }
+            // Stop it through the page's form (with its form token), as the student would.
+            let formToken = try #require(String(buffer: ready.body).firstMatch(of: /name="form_token" value="([^"]+)"/)?.1)
+            var headers = cookie
+            headers[.contentType] = "application/x-www-form-urlencoded"
+            let forged = try await client.execute(uri: "/environment/stop", method: .post, headers: headers, body: ByteBuffer(string: "form_token=forged"))
+            #expect(forged.status == .forbidden)
+            let stop = try await client.execute(uri: "/environment/stop", method: .post, headers: headers, body: ByteBuffer(string: "form_token=\(formToken)"))
+            #expect(stop.status == .seeOther)
+            let stopDeadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < stopDeadline {
+                if try await TestDatabase.count(db, "SELECT count(*) FROM environments WHERE state = 'stopped' AND stop_reason = 'student'") == 1 { break }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            #expect(try await TestDatabase.count(db, "SELECT count(*) FROM environments WHERE state = 'stopped' AND stop_reason = 'student'") == 1)
         }
     }
 }

@@ -47,10 +47,12 @@ enum PortalHarness {
     static func withPortal(
         publicURL: String = "https://portal.example.ac.uk",
         trustedProxies: [String] = [],
+        environments: PortalConfiguration.EnvironmentsConfiguration = .init(),
         _ body: @Sendable (any TestClientProtocol, PostgresClient) async throws -> Void
     ) async throws {
         let database = try await TestDatabase.create()
-        let configuration = try configuration(databaseURL: database.url, publicURL: publicURL, trustedProxies: trustedProxies)
+        var configuration = try configuration(databaseURL: database.url, publicURL: publicURL, trustedProxies: trustedProxies)
+        configuration.environments = environments
         var logger = Logger(label: "portal-test")
         logger.logLevel = .warning
         let opened = try await Database.open(configuration, logger: logger)
