@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The run command (README "Run it"): on a fresh Debian 12 machine, as root, installs what is
-# missing, builds the portal and runs it on embedded defaults (its own PostgreSQL under
-# /var/lib/portal), printing a demo consumer and how to launch. Ctrl-C stops the portal and its
+# missing (PostgreSQL's server programs, Podman and the portal's Jupyter image), builds the portal
+# and runs it on embedded defaults (its own PostgreSQL under /var/lib/portal), printing a demo
+# consumer and how to launch. Ctrl-C stops the portal and its
 # database cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,10 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+echo "run.sh: setting up Podman and the Jupyter image (the first time takes a few minutes)"
+scripts/engine/setup-podman.sh --service >/dev/null
+scripts/engine/build-image.sh >/dev/null
 
 echo "run.sh: building (release; the first build takes several minutes)"
 swift build -c release --product portal

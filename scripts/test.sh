@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README "Run every test"): installs what the tests need on Debian 12 (PostgreSQL
-# server programs, Python with oauthlib and lti for independently signed launches), starts a
-# throwaway PostgreSQL on loopback, and runs every test with `swift test`. Safe to run again; the
+# server programs, Python with oauthlib and lti for independently signed launches, Podman with its
+# API service and the portal's Jupyter image), starts a throwaway PostgreSQL on loopback, and runs
+# every test with `swift test`. Safe to run again; the
 # Python tools are cached under $PORTAL_TEST_CACHE (default /var/cache/portal-test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +42,13 @@ if ! "$CACHE/venv/bin/python" -c 'import oauthlib, lti' 2>/dev/null; then
     as_root "$CACHE/venv/bin/pip" install -q --disable-pip-version-check -r Tests/tools/requirements.txt
 fi
 
-# 3. A throwaway PostgreSQL on 127.0.0.1:$PG_PORT (PostgreSQL refuses to run as root).
+# 3. A container engine (Podman's Docker-compatible API service) and the Jupyter image the
+#    environment tests run (built once without any registry, then cached).
+ENGINE_SOCKET=${PORTAL_TEST_ENGINE_SOCKET:-/run/podman/podman.sock}
+as_root scripts/engine/setup-podman.sh --service "$ENGINE_SOCKET" >/dev/null
+as_root scripts/engine/build-image.sh >/dev/null
+
+# 4. A throwaway PostgreSQL on 127.0.0.1:$PG_PORT (PostgreSQL refuses to run as root).
 PGDATA=$(mktemp -d /tmp/portal-test-pg.XXXXXX)
 chmod 755 "$PGDATA"
 run_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u nobody -- "$@"; else "$@"; fi; }
@@ -57,9 +64,11 @@ run_pg "$PG_BIN/pg_ctl" -D "$PGDATA/data" -l "$PGDATA/log" -w -o "-c listen_addr
 export PORTAL_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
 export PORTAL_TEST_PYTHON="$CACHE/venv/bin/python"
 export PORTAL_TEST_PG_BIN="$PG_BIN"
+export PORTAL_TEST_ENGINE="unix://$ENGINE_SOCKET"
+export PORTAL_TEST_IMAGE=localhost/portal-jupyter:1
 # Every test that needs a real component must run: a missing one fails instead of skipping.
 export PORTAL_TEST_REQUIRE_ALL=1
 
-# 4. Build (the integration tests start the real `portal` binary) and test.
+# 5. Build (the integration tests start the real `portal` binary) and test.
 swift build --build-tests
 swift test --skip-build "$@"
