@@ -170,6 +170,64 @@ struct PodmanLifecycleTests {
         }
     }
 
+    /// Course materials are copied into a persistent home on the first start and never over the
+    /// student's edits; the home survives a stop.
+    @Test func materialsSeedAPersistentHomeOnce() async throws {
+        let materials = FileManager.default.temporaryDirectory.appendingPathComponent("materials-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: materials + "/week1", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: materials) }
+        try "course version".write(toFile: materials + "/week1/notes.txt", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: materials)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: materials + "/week1")
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: materials + "/week1/notes.txt")
+        var seeded = Self.profile("with-materials")
+        seeded.persistence = .persistent
+        seeded.materials = .directory(materials)
+        let profile = seeded
+        try await withHarness(profiles: [profile]) { h in
+            let lifecycle = h.lifecycle()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await lifecycle.run() }
+                let first = try await h.wait(try await lifecycle.ensure(h.claim(profile)).id, for: [.ready, .failed])
+                #expect(first.state == .ready, "\(first.message ?? "")")
+                #expect(try await contents(first, "week1/notes.txt") == "course version")
+                try await save(first, "week1/notes.txt", "my own answer")
+                lifecycle.requestStop(first.id, reason: .student)
+                _ = try await h.wait(first.id, for: [.stopped, .failed], timeout: .seconds(60))
+
+                let second = try await h.wait(try await lifecycle.ensure(h.claim(profile)).id, for: [.ready, .failed])
+                #expect(second.id != first.id && second.homeVolume == first.homeVolume)
+                #expect(try await contents(second, "week1/notes.txt") == "my own answer")
+                lifecycle.requestStop(second.id, reason: .student)
+                _ = try await h.wait(second.id, for: [.stopped, .failed], timeout: .seconds(60))
+                try await h.engine.removeVolume(second.homeVolume)
+                lifecycle.finish()
+                try await group.waitForAll()
+            }
+        }
+    }
+
+    func contents(_ record: EnvironmentRecord, _ path: String) async throws -> String? {
+        var request = HTTPClientRequest(url: "http://\(record.upstream ?? "")\(record.basePath)api/contents/\(path)?content=1&type=file&format=text")
+        request.headers.add(name: "Authorization", value: "token \(record.token)")
+        let response = try await Self.http.execute(request, timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        let json = try JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any]
+        return json?["content"] as? String
+    }
+
+    func save(_ record: EnvironmentRecord, _ path: String, _ text: String) async throws {
+        var request = HTTPClientRequest(url: "http://\(record.upstream ?? "")\(record.basePath)api/contents/\(path)")
+        request.method = .PUT
+        request.headers.add(name: "Authorization", value: "token \(record.token)")
+        request.headers.add(name: "Content-Type", value: "application/json")
+        let body = try JSONSerialization.data(withJSONObject: ["type": "file", "format": "text", "content": text])
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response = try await Self.http.execute(request, timeout: .seconds(10))
+        _ = try await response.body.collect(upTo: 1 << 20)
+        #expect(response.status == .ok || response.status == .created)
+    }
+
     @Test func failuresTellTheStudentWhyAndLeaveNothingBehind() async throws {
         let missing = Self.profile("missing-image", image: "localhost/no-such-image:1")
         let silent = Self.profile("never-ready", command: ["sleep", "600"])

@@ -79,7 +79,7 @@ public struct DockerEngine: Engine {
                 PidsLimit: spec.pidsLimit,
                 SecurityOpt: ["no-new-privileges"],
                 CapDrop: ["ALL"],
-                Binds: spec.mounts.map { "\($0.volume):\($0.path)" },
+                Binds: spec.mounts.map { "\($0.volume):\($0.path)\($0.readOnly ? ":ro" : "")" },
                 PortBindings: [port: [.init(HostIp: "127.0.0.1", HostPort: "")]],
                 RestartPolicy: ["Name": "no"],
                 Devices: spec.gpuDevices.isEmpty ? nil : spec.gpuDevices.map { .init(PathOnHost: $0, PathInContainer: $0, CgroupPermissions: "rwm") }

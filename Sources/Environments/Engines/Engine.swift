@@ -33,11 +33,14 @@ public protocol Engine: Sendable {
 public struct ContainerSpec: Sendable, Equatable {
     /// A volume mounted into the container.
     public struct Mount: Sendable, Equatable {
+        /// A named volume, or an absolute host path (a bind mount).
         public var volume: String
         public var path: String
-        public init(volume: String, path: String) {
+        public var readOnly: Bool
+        public init(volume: String, path: String, readOnly: Bool = false) {
             self.volume = volume
             self.path = path
+            self.readOnly = readOnly
         }
     }
 

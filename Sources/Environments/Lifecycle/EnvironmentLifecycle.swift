@@ -17,6 +17,7 @@ public final class EnvironmentLifecycle: Sendable {
     public let startTimeout: Duration
     /// How long a stopping server gets before it is killed (at least 10 s: a kernel needs time).
     public let stopTimeout: Duration
+    let materials: CourseMaterials
     let jobs: AsyncStream<Job>
     let submit: AsyncStream<Job>.Continuation
 
@@ -28,8 +29,10 @@ public final class EnvironmentLifecycle: Sendable {
 
     public init(
         engine: any Engine, store: any EnvironmentStore, http: HTTPClient, installationID: String, logger: Logger,
-        startTimeout: Duration = .seconds(120), stopTimeout: Duration = .seconds(10)
+        startTimeout: Duration = .seconds(120), stopTimeout: Duration = .seconds(10),
+        materials: CourseMaterials = CourseMaterials(cacheDirectory: FileManager.default.temporaryDirectory.appendingPathComponent("portal-materials").path)
     ) {
+        self.materials = materials
         self.engine = engine
         self.store = store
         self.http = http
@@ -116,10 +119,16 @@ public final class EnvironmentLifecycle: Sendable {
         var environment = profile.environment
         environment["JUPYTER_TOKEN"] = record.token
         environment["PORTAL_BASE_PATH"] = record.basePath
+        var command = profile.command ?? JupyterCommand.arguments(basePath: record.basePath, port: 8888)
+        var mounts = [ContainerSpec.Mount(volume: record.homeVolume, path: "/home/jovyan")]
+        if let directory = try materials.hostDirectory(for: profile, version: record.profileVersion) {
+            mounts.append(ContainerSpec.Mount(volume: directory, path: CourseMaterials.mountPath, readOnly: true))
+            command = CourseMaterials.seeding(command)
+        }
         return ContainerSpec(
             name: record.containerName,
             image: image,
-            command: profile.command ?? JupyterCommand.arguments(basePath: record.basePath, port: 8888),
+            command: command,
             environment: environment,
             labels: installationLabels.merging([
                 Labels.environment: String(record.id), Labels.user: record.userSlug, Labels.course: record.courseSlug,
@@ -127,7 +136,7 @@ public final class EnvironmentLifecycle: Sendable {
             ]) { a, _ in a },
             memoryBytes: profile.memoryBytes,
             nanoCPUs: Int64((profile.cpu * 1e9).rounded()),
-            mounts: [ContainerSpec.Mount(volume: record.homeVolume, path: "/home/jovyan")]
+            mounts: mounts
         )
     }
 

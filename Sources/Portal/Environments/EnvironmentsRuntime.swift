@@ -24,7 +24,8 @@ struct EnvironmentsRuntime: Sendable {
         let repository = EnvironmentRepository(client: client, box: box, installationID: installationID)
         let lifecycle = EnvironmentLifecycle(
             engine: engine, store: repository, http: http, installationID: installationID, logger: logger,
-            startTimeout: settings.startTimeout, stopTimeout: settings.stopTimeout
+            startTimeout: settings.startTimeout, stopTimeout: settings.stopTimeout,
+            materials: CourseMaterials(cacheDirectory: configuration.dataDirectory + "/materials")
         )
         let catalog = ProfileCatalogCache(profiles: ProfileRepository(client: client), configured: settings, logger: logger)
         return EnvironmentsRuntime(lifecycle: lifecycle, repository: repository, catalog: catalog, http: http, installationID: installationID)
