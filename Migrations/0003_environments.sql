@@ -56,6 +56,10 @@ CREATE TABLE environments (
     home_volume text NOT NULL,
     base_path text NOT NULL,
     stop_reason text,
+    -- How long the start took (starting → ready) and how much of it was the portal's own work
+    -- (records, preparation) rather than the engine's and Jupyter's.
+    start_ms integer,
+    portal_ms integer,
     requested_at timestamptz NOT NULL DEFAULT now(),
     starting_at timestamptz,
     ready_at timestamptz,

@@ -32,8 +32,9 @@ cleanup
 trap - EXIT
 
 # 2. Jupyter defaults (the portal passes its own arguments anyway).
-mkdir -p "$ROOT/opt/venv/etc/jupyter/jupyter_server_config.d" "$ROOT/opt/venv/etc/jupyter/labconfig"
-cp "$HERE/jupyter_server_config.json" "$ROOT/opt/venv/etc/jupyter/jupyter_server_config.d/portal.json"
+# (LabApp settings are only read from jupyter_server_config.json, not from a .d directory.)
+mkdir -p "$ROOT/opt/venv/etc/jupyter/labconfig"
+cp "$HERE/jupyter_server_config.json" "$ROOT/opt/venv/etc/jupyter/jupyter_server_config.json"
 cp "$HERE/page_config.json" "$ROOT/opt/venv/etc/jupyter/labconfig/page_config.json"
 
 # 3. The notebook user: uid/gid 1000, home /home/jovyan.

@@ -92,7 +92,8 @@ mmdebstrap --mode=root --variant=essential --format=tar -q \
     "$SUITE" "$WORK/rootfs.tar" \
     "deb $MIRROR $SUITE main" \
     "deb $MIRROR $SUITE-updates main" \
-    "deb $SECURITY_MIRROR $SUITE-security main" </dev/null
+    "deb $SECURITY_MIRROR $SUITE-security main" </dev/null >"$WORK/mmdebstrap.log" 2>&1 ||
+    { tail -n 40 "$WORK/mmdebstrap.log" >&2; log "mmdebstrap failed"; exit 1; }
 log "root filesystem built in $(( $(date +%s) - START )) s ($(du -m "$WORK/rootfs.tar" | cut -f1) MB)"
 
 # No certificate that only this build host trusts (e.g. a TLS-intercepting proxy CA) may be in it.

@@ -42,9 +42,14 @@ cgroup_create() {   # NAME
     awk -v c="$CPU" 'BEGIN { printf "%d\n", c * 100000 }' > "$CG/cpu/portal/$name/cpu.cfs_quota_us"
     echo "$PIDS" > "$CG/pids/portal/$name/pids.max"
 }
-cgroup_remove() {   # NAME (only once every process has exited)
-    local c
-    for c in $CONTROLLERS; do rmdir "$CG/$c/portal/$1" 2>/dev/null || true; done
+cgroup_remove() {   # NAME: after every process has exited. rmdir fails (EBUSY) while a task,
+    local c i       # even a dying one, is still listed, so wait for each controller to drain.
+    for c in $CONTROLLERS; do
+        [ -d "$CG/$c/portal/$1" ] || continue
+        for i in $(seq 1 50); do rmdir "$CG/$c/portal/$1" 2>/dev/null && break; sleep 0.1; done
+        [ -d "$CG/$c/portal/$1" ] && log "could not remove $CG/$c/portal/$1"
+    done
+    return 0
 }
 
 # --- the sandbox command ---------------------------------------------------------------------------
@@ -111,6 +116,7 @@ run_sandbox() {   # NAME UID TOKEN
                 "--ServerApp.base_url=/user/$name/" \
                 --ServerApp.allow_remote_access=True \
                 --ServerApp.root_dir=/home/student \
+                --KernelManager.transport=ipc --KernelManager.ip=/tmp/kernel \
                 --no-browser
 }
 
@@ -120,7 +126,7 @@ api() {   # NAME TOKEN PATH [curl args...]  -> "HTTP_CODE BODY"
     local name=$1 token=$2 path=$3; shift 3
     if [ "$NET" = host ]; then
         curl -s -m 10 -w '\n%{http_code}' -H "Authorization: token $token" "$@" \
-            "http://127.0.0.1:$(cat "$RUNDIR/$name/port")/user/$name/$path"
+            "http://127.0.0.1:$(cat "$RUNDIR/$name/port" 2>/dev/null)/user/$name/$path"
     else
         curl -s -m 10 -w '\n%{http_code}' -H "Authorization: token $token" "$@" \
             --unix-socket "$RUNDIR/$name/jupyter.sock" "http://localhost/user/$name/$path"
@@ -137,15 +143,18 @@ wait_ready() {   # NAME TOKEN
 jupyter_pid() {  # host pid of the jupyter-server of sandbox NAME (found through its cgroup)
     local p
     for p in $(cat "$CG/pids/portal/$1/cgroup.procs"); do
-        tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -Eq '/bin/jupyter[- ]server' && { echo "$p"; return; }
+        # argv = python3 /opt/.../bin/jupyter-server ... (bwrap's own argv also mentions jupyter)
+        tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null | head -n2 | tail -n1 |
+            grep -Eq '/bin/jupyter-server$' && { echo "$p"; return; }
     done
 }
-kexec() {  # NAME KERNEL_ID CODE: run CODE in a kernel of sandbox NAME, print its output
+kexec() {  # NAME KERNEL_ID CODE [TIMEOUT]: run CODE in a kernel of sandbox NAME, print its output
     local name=$1 kid=$2 cf="$HOMES/$1/.local/share/jupyter/runtime/kernel-$2.json" jp i
     for i in $(seq 1 100); do [ -s "$cf" ] && break; sleep 0.1; done
     jp=$(jupyter_pid "$name")
-    # The kernel listens on 127.0.0.1 inside the sandbox's network namespace: enter only that one.
-    nsenter -t "$jp" -n -- "$VENV/bin/python" - "$cf" "$3" <<'PY'
+    # Kernels use ipc transport: their sockets are /tmp/kernel-N in the sandbox's private /tmp,
+    # so enter its mount namespace (as root; the client only talks to the kernel's sockets).
+    nsenter -t "$jp" -m -- "$VENV/bin/python" - "/home/student/${cf#"$HOMES/$name/"}" "$3" "${4:-60}" <<'PY'
 import sys
 from jupyter_client import BlockingKernelClient
 c = BlockingKernelClient(connection_file=sys.argv[1]); c.load_connection_file(); c.start_channels()
@@ -155,7 +164,7 @@ def out(m):
     elif t == "error": print("error:", m["content"]["ename"], m["content"]["evalue"])
 try:
     c.wait_for_ready(timeout=30)
-    r = c.execute_interactive(sys.argv[2], timeout=60, output_hook=out)
+    r = c.execute_interactive(sys.argv[2], timeout=float(sys.argv[3]), output_hook=out)
 except Exception as e:
     print("kernel gone:", type(e).__name__, e); sys.exit(1)
 PY
@@ -236,9 +245,17 @@ while time.time() - t < 3: pass
 print("busy for 3 s")' | sed 's/^/  | /'
     u1=$(cat $CG/cpuacct/portal/alice/cpuacct.usage)
     echo "  a 3 s busy loop in the kernel used $(( (u1 - u0) / 1000000 )) ms CPU (quota $CPU CPU -> at most about $(awk -v c="$CPU" 'BEGIN{print int(c*3000)}') ms); nr_throttled=$(awk '/nr_throttled/{print $2}' $CG/cpu/portal/alice/cpu.stat)"
+    out=$(kexec alice "$kid" 'import subprocess
+ps = []
+try:
+    for i in range(1000): ps.append(subprocess.Popen(["sleep", "60"]))
+except OSError as e: print("process", len(ps) + 1, "refused:", e)
+for p in ps: p.kill(); p.wait()')
+    echo "$out" | sed 's/^/  | /'
+    echo "  pids.events: $(cat $CG/pids/portal/alice/pids.events)"
     out=$(kexec alice "$kid" 'b = []
 for i in range(400): b.append(bytearray(10 * 1024 * 1024))
-print("allocated 4 GB")' 2>&1 || true)
+print("allocated 4 GB")' 10 2>&1 || true)
     echo "$out" | tail -n2 | sed 's/^/  | /'
     check "kernel allocating past ${MEM_MB} MiB was OOM-killed" "$(awk '/oom_kill /{print $2}' $CG/memory/portal/alice/memory.oom_control)" 1
     check "alice's server survives" "$(api alice "$ta" api/status | tail -n1)" 200
@@ -249,9 +266,12 @@ print("allocated 4 GB")' 2>&1 || true)
     t0=$(ms); stop_sandbox alice "$pa" 10; echo "  alice stopped (SIGTERM to jupyter-server) in $(( $(ms) - t0 )) ms"
     check "alice's cgroup removed" "$([ -d $CG/memory/portal/alice ] && echo present || echo gone)" gone
     t0=$(ms); kill -TERM "$pb"; wait "$pb" 2>/dev/null || true
-    echo "  bob stopped by SIGTERM to bwrap in $(( $(ms) - t0 )) ms; tasks left in bob's cgroup: $(cat $CG/pids/portal/bob/cgroup.procs 2>/dev/null | wc -l)"
+    echo "  bob: SIGTERM to bwrap itself returned in $(( $(ms) - t0 )) ms; jupyter got SIGKILL (no clean shutdown); tasks left in bob's cgroup right after: $(cat $CG/pids/portal/bob/cgroup.procs 2>/dev/null | wc -l)"
+    for i in $(seq 1 50); do [ -s "$CG/pids/portal/bob/cgroup.procs" ] || break; sleep 0.1; done
+    echo "  bob's cgroup empty after $(( $(ms) - t0 )) ms"
     cgroup_remove bob
     trap - EXIT
+    rm -rf "$HOMES/alice" "$HOMES/bob" "$RUNDIR/alice" "$RUNDIR/bob" "$RUNDIR-alice.log" "$RUNDIR-bob.log"
     [ "$fail" = 0 ] && echo "== all checks passed" || { echo "== SOME CHECKS FAILED"; exit 1; }
 }
 

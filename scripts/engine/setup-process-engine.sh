@@ -35,8 +35,16 @@ fi
 
 STAMP="$VENV/.portal-stamp"
 want=$( (cat "$REQ"; "$PY" -c 'import sys; print(sys.version)') | sha256sum | cut -c1-16)
+# Same Jupyter defaults as the image: no extension manager (students cannot pip-install
+# JupyterLab extensions through the UI), no update checks, no news fetching. Cheap: every run.
+install_config() {
+    mkdir -p "$VENV/etc/jupyter/labconfig"
+    install -m 644 "$HERE/jupyter_server_config.json" "$VENV/etc/jupyter/jupyter_server_config.json"
+    install -m 644 "$HERE/page_config.json" "$VENV/etc/jupyter/labconfig/page_config.json"
+}
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] &&
    "$VENV/bin/python" -c 'import jupyter_server, jupyterlab, ipykernel, jupyter_server_proxy' 2>/dev/null; then
+    install_config
     log "$VENV is up to date"
     echo "$VENV"; exit 0
 fi
@@ -54,6 +62,7 @@ mkdir -p "$(dirname "$VENV")"
 env -u PIP_FIND_LINKS PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
     "$VENV/bin/pip" install -q --no-cache-dir -r "$REQ"
 "$VENV/bin/python" -m compileall -q "$VENV/lib" >/dev/null 2>&1 || true
+install_config
 chmod -R a+rX "$VENV"
 echo "$want" > "$STAMP"
 "$VENV/bin/python" -c 'import jupyter_server, jupyterlab, ipykernel, jupyter_server_proxy; print("jupyter-server", jupyter_server.__version__)' >&2

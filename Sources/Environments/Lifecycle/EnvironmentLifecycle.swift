@@ -81,23 +81,35 @@ public final class EnvironmentLifecycle: Sendable {
     /// Drives `record` from requested to ready, or to failed with a message for the student.
     func start(_ record: EnvironmentRecord) async {
         let logger = self.logger.with(environment: record.id)
-        guard var current = try? await store.update(record.id, EnvironmentChange(.starting, message: "Preparing your environment")) else {
+        let started = ContinuousClock.now
+        // The portal's own share of the start: its records and its preparation, not the engine's
+        // API calls or the wait for Jupyter.
+        var portal = Duration.zero
+        func timed<T>(_ work: () async throws -> T) async rethrows -> T {
+            let begin = ContinuousClock.now
+            defer { portal += ContinuousClock.now - begin }
+            return try await work()
+        }
+        guard var current = try? await timed({ try await store.update(record.id, EnvironmentChange(.starting, message: "Preparing your environment")) }) else {
             logger.warning("environment was no longer requested when its start began")
             return
         }
-        let started = ContinuousClock.now
         do {
             let spec = try await prepare(current)
             let id = try await engine.create(spec)
-            current = try await store.update(record.id, EnvironmentChange(.starting, message: "Starting the server", containerID: id)) ?? current
+            current = try await timed { try await store.update(record.id, EnvironmentChange(.starting, message: "Starting the server", containerID: id)) } ?? current
             try await engine.start(id)
             let upstream = try await waitUntilReady(current, containerID: id, deadline: started + startTimeout)
-            let ready = try await store.update(record.id, EnvironmentChange(.ready, message: "Your environment is ready", containerID: id, upstream: upstream))
+            let total = ContinuousClock.now - started
+            let timings = (start: Int(total.milliseconds), portal: Int(portal.milliseconds))
+            let ready = try await store.update(
+                record.id, EnvironmentChange(.ready, message: "Your environment is ready", containerID: id, upstream: upstream, timings: timings)
+            )
             if ready == nil {
                 // Stopped while starting: do not leave the container behind.
                 try? await engine.remove(id)
             }
-            logger.info("environment ready", metadata: ["ms": "\((ContinuousClock.now - started).milliseconds)", "upstream": "\(upstream)"])
+            logger.info("environment ready", metadata: ["ms": "\(timings.start)", "portal_ms": "\(timings.portal)", "upstream": "\(upstream)"])
         } catch {
             let message = Self.studentMessage(for: error, timeout: startTimeout)
             logger.error("environment failed to start", metadata: ["error": "\(error)"])
@@ -142,26 +154,30 @@ public final class EnvironmentLifecycle: Sendable {
 
     /// Polls the server's `/api/status` with its token until it answers 200; returns `host:port`.
     func waitUntilReady(_ record: EnvironmentRecord, containerID: String, deadline: ContinuousClock.Instant) async throws -> String {
-        var announced = false
+        var upstream: String?
+        var lastInspection = ContinuousClock.now - .seconds(10)
         while ContinuousClock.now < deadline {
-            guard let info = try await engine.inspect(containerID) else {
-                throw EngineError(.failed, "The environment's container disappeared while starting.")
-            }
-            guard info.running || info.state == "created" else {
-                let tail = (try? await engine.logs(containerID, lines: 20)) ?? ""
-                throw StartFailure.exited(code: info.exitCode, oom: info.oomKilled, log: tail)
-            }
-            if let published = info.published {
-                let upstream = "\(published.host):\(published.port)"
-                if !announced {
-                    _ = try? await store.update(record.id, EnvironmentChange(.starting, message: "Waiting for Jupyter to answer", upstream: upstream))
-                    announced = true
+            // Ask the engine about the container only once a second (for its port, and to notice a
+            // server that died); probe Jupyter itself every 100 ms.
+            if upstream == nil || ContinuousClock.now - lastInspection >= .seconds(1) {
+                lastInspection = .now
+                guard let info = try await engine.inspect(containerID) else {
+                    throw EngineError(.failed, "The environment's container disappeared while starting.")
                 }
-                if await JupyterCommand.isReady(http: http, upstream: upstream, basePath: record.basePath, token: record.token) {
-                    return upstream
+                guard info.running || info.state == "created" else {
+                    let tail = (try? await engine.logs(containerID, lines: 20)) ?? ""
+                    throw StartFailure.exited(code: info.exitCode, oom: info.oomKilled, log: tail)
+                }
+                if upstream == nil, let published = info.published {
+                    let address = "\(published.host):\(published.port)"
+                    upstream = address
+                    _ = try? await store.update(record.id, EnvironmentChange(.starting, message: "Waiting for Jupyter to answer", upstream: address))
                 }
             }
-            try await Task.sleep(for: .milliseconds(250))
+            if let upstream, await JupyterCommand.isReady(http: http, upstream: upstream, basePath: record.basePath, token: record.token) {
+                return upstream
+            }
+            try await Task.sleep(for: .milliseconds(100))
         }
         throw StartFailure.timedOut
     }

@@ -97,13 +97,19 @@ public struct EnvironmentChange: Sendable {
     public var containerID: String?
     public var upstream: String?
     public var stopReason: StopReason?
+    /// With `ready`: how long the start took, and the portal's own share of it, in milliseconds.
+    public var timings: (start: Int, portal: Int)?
 
-    public init(_ state: EnvironmentState, message: String? = nil, containerID: String? = nil, upstream: String? = nil, stopReason: StopReason? = nil) {
+    public init(
+        _ state: EnvironmentState, message: String? = nil, containerID: String? = nil, upstream: String? = nil, stopReason: StopReason? = nil,
+        timings: (start: Int, portal: Int)? = nil
+    ) {
         self.state = state
         self.message = message
         self.containerID = containerID
         self.upstream = upstream
         self.stopReason = stopReason
+        self.timings = timings
     }
 }
 

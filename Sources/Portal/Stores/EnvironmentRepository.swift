@@ -70,6 +70,7 @@ struct EnvironmentRepository: EnvironmentStore {
             UPDATE environments SET state = \(change.state.rawValue), message = COALESCE(\(change.message), message),
                 container_id = COALESCE(\(change.containerID), container_id), upstream = COALESCE(\(change.upstream), upstream),
                 stop_reason = COALESCE(\(change.stopReason?.rawValue), stop_reason),
+                start_ms = COALESCE(\(change.timings?.start), start_ms), portal_ms = COALESCE(\(change.timings?.portal), portal_ms),
                 \(unescaped: stamp) = COALESCE(\(unescaped: stamp), now())
             WHERE id = \(id) AND state = ANY(\(allowed))
             RETURNING id
