@@ -169,6 +169,36 @@ struct ProcessTests {
         #expect(unknown.status != 0 && unknown.output.contains("no consumer"))
     }
 
+    @Test func theProfileAndCourseCommands() async throws {
+        let database = try await TestDatabase.create()
+        let directory = scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = try PortalProcess.writeConfig(directory: directory, port: try PortalProcess.freePort(), extra: "database:\n  url: \(database.url)\n")
+        let examples = TestEnvironment.repositoryRoot.appendingPathComponent("examples/profiles").path
+        let first = try PortalProcess.run(["profile", "apply", "--config", config, examples])
+        #expect(first.status == 0, "\(first.output)")
+        #expect(first.output.contains("demo: created (version 1)") && first.output.contains("tm351: created (version 1)"))
+        let again = try PortalProcess.run(["profile", "apply", "--config", config, examples])
+        #expect(again.output.contains("demo: unchanged (version 1)"))
+        let listed = try PortalProcess.run(["profile", "list", "--config", config])
+        #expect(listed.output.contains("tm351\t1\tTM351 Data management and analysis\tlocalhost/portal-jupyter:1\t1.0\t2 GB"))
+
+        let bad = directory + "/bad.yaml"
+        try "slug: x\ndisplay_name: X\nimage: i\nmemory: plenty\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        let refused = try PortalProcess.run(["profile", "apply", "--config", config, bad])
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("\(bad):4: memory: expected a size"))
+
+        let unknown = try PortalProcess.run(["course", "map", "--config", config, "--context-id", "TM351-25J", "--profile", "nope"])
+        #expect(unknown.status != 0 && unknown.output.contains("no profile \"nope\""))
+        let mapped = try PortalProcess.run(["course", "map", "--config", config, "--context-id", "TM351-25J", "--profile", "tm351"])
+        #expect(mapped.status == 0, "\(mapped.output)")
+        let mappings = try PortalProcess.run(["course", "mappings", "--config", config])
+        #expect(mappings.output.contains("*\tTM351-25J\ttm351"))
+        #expect(try PortalProcess.run(["course", "unmap", "--config", config, "--context-id", "TM351-25J"]).status == 0)
+        #expect(try PortalProcess.run(["course", "unmap", "--config", config, "--context-id", "TM351-25J"]).status != 0)
+    }
+
     @Test func aBadConfigurationStopsWithTheFileKeyAndReason() throws {
         let directory = scratch()
         defer { try? FileManager.default.removeItem(atPath: directory) }

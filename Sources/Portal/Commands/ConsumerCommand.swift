@@ -24,7 +24,6 @@ struct ConsumerCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 guard !key.isEmpty, key.allSatisfy({ !$0.isWhitespace }) else { throw CLIError("--key must be non-empty without spaces") }
-                let (configuration, logger) = try options.load()
                 var generated = false
                 var shared: String
                 guard secret == nil || secretFile == nil else { throw CLIError("give --secret or --secret-file, not both") }
@@ -38,13 +37,12 @@ struct ConsumerCommand: AsyncParsableCommand {
                     generated = true
                 }
                 guard !shared.isEmpty else { throw CLIError("the secret must not be empty") }
-                let box = try SecretBox(source: configuration.secretKey)
                 let secret = shared
-                try await Database.with(configuration, logger: logger) { database in
-                    let resources = try ResourceDirectories(configuration: configuration)
-                    try await database.migrate(directory: resources.migrations, logger: logger)
+                let configuration = try await options.withDatabase { database, configuration, _ in
+                    let box = try SecretBox(source: configuration.secretKey)
                     try await ConsumerStore(configured: configuration.consumers, client: database.client, box: box)
                         .add(key: key, name: name ?? key, secret: secret)
+                    return configuration
                 }
                 print("Added consumer \"\(key)\".")
                 print("Launch URL:   \(configuration.publicURL.absolute("/lti/launch"))")
@@ -63,11 +61,8 @@ struct ConsumerCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let (configuration, logger) = try options.load()
-                let box = try SecretBox(source: configuration.secretKey)
-                let listings = try await Database.with(configuration, logger: logger) { database in
-                    let resources = try ResourceDirectories(configuration: configuration)
-                    try await database.migrate(directory: resources.migrations, logger: logger)
+                let listings = try await options.withDatabase { database, configuration, _ in
+                    let box = try SecretBox(source: configuration.secretKey)
                     return try await ConsumerStore(configured: configuration.consumers, client: database.client, box: box).list()
                 }
                 if listings.isEmpty {
@@ -90,11 +85,8 @@ struct ConsumerCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let (configuration, logger) = try options.load()
-                let box = try SecretBox(source: configuration.secretKey)
-                try await Database.with(configuration, logger: logger) { database in
-                    let resources = try ResourceDirectories(configuration: configuration)
-                    try await database.migrate(directory: resources.migrations, logger: logger)
+                try await options.withDatabase { database, configuration, _ in
+                    let box = try SecretBox(source: configuration.secretKey)
                     try await ConsumerStore(configured: configuration.consumers, client: database.client, box: box).remove(key: key)
                 }
                 print("Removed consumer \"\(key)\".")

@@ -19,6 +19,7 @@ struct MigrateCommand: AsyncParsableCommand {
         try await reportingErrors {
             let (configuration, logger) = try options.load()
             let resources = try ResourceDirectories(configuration: configuration)
+            // Not withDatabase: this command reports what the migration itself applied.
             let applied = try await Database.with(configuration, logger: logger) { database in
                 try await database.migrate(directory: resources.migrations, logger: logger)
             }

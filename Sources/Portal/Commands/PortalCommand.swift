@@ -40,6 +40,20 @@ struct ConfigOptions: ParsableArguments {
     }
 }
 
+extension ConfigOptions {
+    /// Loads the configuration, opens the database (starting the embedded cluster if needed, and
+    /// stopping it afterwards if this command started it), brings its schema up to date, and runs
+    /// `body`: what every database command of the CLI does.
+    func withDatabase<T: Sendable>(_ body: @Sendable (Database, PortalConfiguration, Logger) async throws -> T) async throws -> T {
+        let (configuration, logger) = try load()
+        let resources = try ResourceDirectories(configuration: configuration)
+        return try await Database.with(configuration, logger: logger) { database in
+            try await database.migrate(directory: resources.migrations, logger: logger)
+            return try await body(database, configuration, logger)
+        }
+    }
+}
+
 /// An error for the command line: its message is printed and the exit status is 1.
 struct CLIError: Error, CustomStringConvertible {
     var description: String

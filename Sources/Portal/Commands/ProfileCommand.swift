@@ -18,10 +18,7 @@ struct ProfileCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let (configuration, logger) = try options.load()
-                let resources = try ResourceDirectories(configuration: configuration)
-                let applied = try await Database.with(configuration, logger: logger) { database in
-                    try await database.migrate(directory: resources.migrations, logger: logger)
+                let applied = try await options.withDatabase { database, _, logger in
                     do {
                         return try await EnvironmentsRuntime.applyProfiles(from: path, client: database.client, logger: logger)
                     } catch let error as ConfigurationError {
@@ -45,11 +42,8 @@ struct ProfileCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let (configuration, logger) = try options.load()
-                let resources = try ResourceDirectories(configuration: configuration)
-                let profiles = try await Database.with(configuration, logger: logger) { database in
-                    try await database.migrate(directory: resources.migrations, logger: logger)
-                    return try await ProfileRepository(client: database.client).current()
+                let profiles = try await options.withDatabase { database, _, _ in
+                    try await ProfileRepository(client: database.client).current()
                 }
                 if profiles.isEmpty {
                     print("No profiles. Add some with: portal profile apply FILE|DIR")
@@ -85,10 +79,7 @@ struct CourseCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let (configuration, logger) = try options.load()
-                let resources = try ResourceDirectories(configuration: configuration)
-                try await Database.with(configuration, logger: logger) { database in
-                    try await database.migrate(directory: resources.migrations, logger: logger)
+                try await options.withDatabase { database, _, _ in
                     let repository = ProfileRepository(client: database.client)
                     guard try await repository.current().contains(where: { $0.profile.slug == profile }) else {
                         throw CLIError("there is no profile \"\(profile)\"; apply it first with: portal profile apply FILE")
@@ -108,8 +99,7 @@ struct CourseCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let (configuration, logger) = try options.load()
-                let removed = try await Database.with(configuration, logger: logger) { database in
+                let removed = try await options.withDatabase { database, _, _ in
                     try await ProfileRepository(client: database.client).unmap(consumerKey: consumer, contextID: contextID)
                 }
                 guard removed else { throw CLIError("there is no mapping for course \(contextID)") }
@@ -124,8 +114,7 @@ struct CourseCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let (configuration, logger) = try options.load()
-                let mappings = try await Database.with(configuration, logger: logger) { database in
+                let mappings = try await options.withDatabase { database, _, _ in
                     try await ProfileRepository(client: database.client).mappings()
                 }
                 print(["CONSUMER", "CONTEXT_ID", "PROFILE"].joined(separator: "\t"))
