@@ -47,6 +47,9 @@ fi
 ENGINE_SOCKET=${PORTAL_TEST_ENGINE_SOCKET:-/run/podman/podman.sock}
 as_root scripts/engine/setup-podman.sh --service "$ENGINE_SOCKET" >/dev/null
 as_root scripts/engine/build-image.sh >/dev/null
+# The sandboxed process engine: bubblewrap and a jupyter-server virtualenv.
+PROCESS_VENV=${PORTAL_TEST_PROCESS_VENV:-/opt/portal/jupyter-venv}
+as_root scripts/engine/setup-process-engine.sh "$PROCESS_VENV" >/dev/null
 
 # 4. A throwaway PostgreSQL on 127.0.0.1:$PG_PORT (PostgreSQL refuses to run as root).
 PGDATA=$(mktemp -d /tmp/portal-test-pg.XXXXXX)
@@ -66,6 +69,7 @@ export PORTAL_TEST_PYTHON="$CACHE/venv/bin/python"
 export PORTAL_TEST_PG_BIN="$PG_BIN"
 export PORTAL_TEST_ENGINE="unix://$ENGINE_SOCKET"
 export PORTAL_TEST_IMAGE=localhost/portal-jupyter:1
+export PORTAL_TEST_PROCESS_VENV="$PROCESS_VENV"
 # Every test that needs a real component must run: a missing one fails instead of skipping.
 export PORTAL_TEST_REQUIRE_ALL=1
 

@@ -27,6 +27,12 @@ public enum TestEnvironment {
     /// Whether engine tests can run (or must).
     public static var hasEngine: Bool { (engineEndpoint != nil && databaseURL != nil) || requireAll }
 
+    /// The virtualenv of the process engine (scripts/engine/setup-process-engine.sh).
+    public static var processVenv: String? { environment["PORTAL_TEST_PROCESS_VENV"] }
+
+    /// Whether process-engine tests can run (or must).
+    public static var hasProcessEngine: Bool { (processVenv != nil && databaseURL != nil) || requireAll }
+
     /// Whether database tests can run (or must).
     public static var hasDatabase: Bool { databaseURL != nil || requireAll }
 

@@ -9,6 +9,7 @@ import NIOHTTP1
 /// Docker and with Podman's compatible service; no behaviour depends on the server's version string.
 public struct DockerEngine: Engine {
     public let name: String
+    public var runsImages: Bool { true }
     private let base: String
     private let client: HTTPClient
     private let timeout: TimeAmount
@@ -67,7 +68,7 @@ public struct DockerEngine: Engine {
         let port = "\(spec.port)/tcp"
         return DockerAPI.CreateContainer(
             Image: spec.image,
-            Cmd: spec.command,
+            Cmd: spec.command ?? JupyterCommand.arguments(basePath: spec.basePath, port: spec.port),
             Env: spec.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" },
             Labels: spec.labels,
             User: spec.user,

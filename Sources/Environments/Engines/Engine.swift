@@ -5,6 +5,8 @@ import Foundation
 public protocol Engine: Sendable {
     /// A name for records and logs, e.g. `podman@local`.
     var name: String { get }
+    /// Whether the engine runs images (containers) or host programs (the process engine).
+    var runsImages: Bool { get }
     /// Whether `image` is present on the host (never pulled: images come from the portal's own build).
     func imageExists(_ image: String) async throws -> Bool
     /// Creates the named volume if it does not exist.
@@ -45,8 +47,12 @@ public struct ContainerSpec: Sendable, Equatable {
     }
 
     public var name: String
+    /// The image (container engines; ignored by the process engine).
     public var image: String
-    public var command: [String]
+    /// The program to run; `nil` runs the engine's Jupyter server command under ``basePath``.
+    public var command: [String]?
+    /// The URL path the server is served under.
+    public var basePath: String
     public var environment: [String: String]
     public var labels: [String: String]
     public var memoryBytes: Int64
@@ -62,12 +68,13 @@ public struct ContainerSpec: Sendable, Equatable {
     public var gpuDevices: [String]
 
     public init(
-        name: String, image: String, command: [String], environment: [String: String] = [:], labels: [String: String] = [:], memoryBytes: Int64,
+        name: String, image: String, command: [String]?, basePath: String = "/", environment: [String: String] = [:], labels: [String: String] = [:], memoryBytes: Int64,
         nanoCPUs: Int64, pidsLimit: Int64 = 1024, user: String = "1000:100", mounts: [Mount] = [], port: Int = 8888, gpuDevices: [String] = []
     ) {
         self.name = name
         self.image = image
         self.command = command
+        self.basePath = basePath
         self.environment = environment
         self.labels = labels
         self.memoryBytes = memoryBytes
@@ -92,8 +99,19 @@ public struct ContainerInfo: Sendable, Equatable {
     public var oomKilled: Bool
     /// Where the server's port is published on the host (`127.0.0.1`, port), once running.
     public var published: (host: String, port: Int)?
+    /// A unix socket the server listens on (the process engine), once running.
+    public var socketPath: String?
 
-    public init(id: String, name: String, labels: [String: String], state: String, running: Bool, exitCode: Int? = nil, oomKilled: Bool = false, published: (host: String, port: Int)? = nil) {
+    /// Where the portal reaches the server: `host:port`, or `unix:/path/to/socket`.
+    public var upstream: String? {
+        if let socketPath { return "unix:" + socketPath }
+        return published.map { "\($0.host):\($0.port)" }
+    }
+
+    public init(
+        id: String, name: String, labels: [String: String], state: String, running: Bool, exitCode: Int? = nil, oomKilled: Bool = false,
+        published: (host: String, port: Int)? = nil, socketPath: String? = nil
+    ) {
         self.id = id
         self.name = name
         self.labels = labels
@@ -102,12 +120,13 @@ public struct ContainerInfo: Sendable, Equatable {
         self.exitCode = exitCode
         self.oomKilled = oomKilled
         self.published = published
+        self.socketPath = socketPath
     }
 
     public static func == (lhs: ContainerInfo, rhs: ContainerInfo) -> Bool {
         lhs.id == rhs.id && lhs.name == rhs.name && lhs.labels == rhs.labels && lhs.state == rhs.state && lhs.running == rhs.running
             && lhs.exitCode == rhs.exitCode && lhs.oomKilled == rhs.oomKilled && lhs.published?.host == rhs.published?.host
-            && lhs.published?.port == rhs.published?.port
+            && lhs.published?.port == rhs.published?.port && lhs.socketPath == rhs.socketPath
     }
 }
 

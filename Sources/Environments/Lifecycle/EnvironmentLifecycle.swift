@@ -121,26 +121,34 @@ public final class EnvironmentLifecycle: Sendable {
     /// Creates what the container needs (home volume) and describes it.
     func prepare(_ record: EnvironmentRecord) async throws -> ContainerSpec {
         let profile = record.profile
-        guard let image = profile.image else {
-            throw EngineError(.failed, "The profile \(profile.slug) has no image, so it cannot run on the container engine \(engine.name).")
-        }
-        guard try await engine.imageExists(image) else {
-            throw EngineError(.imageMissing, "The image \(image) is not on \(engine.name).")
+        var image = ""
+        if engine.runsImages {
+            guard let named = profile.image else {
+                throw EngineError(.failed, "The profile \(profile.slug) has no image, so it cannot run on the container engine \(engine.name).")
+            }
+            guard try await engine.imageExists(named) else {
+                throw EngineError(.imageMissing, "The image \(named) is not on \(engine.name).")
+            }
+            image = named
         }
         try await engine.ensureVolume(record.homeVolume, labels: installationLabels.merging([Labels.user: record.userSlug, Labels.course: record.courseSlug]) { a, _ in a })
         var environment = profile.environment
         environment["JUPYTER_TOKEN"] = record.token
         environment["PORTAL_BASE_PATH"] = record.basePath
-        var command = profile.command ?? JupyterCommand.arguments(basePath: record.basePath, port: 8888)
+        var command = profile.command
         var mounts = [ContainerSpec.Mount(volume: record.homeVolume, path: "/home/jovyan")]
         if let directory = try materials.hostDirectory(for: profile, version: record.profileVersion) {
             mounts.append(ContainerSpec.Mount(volume: directory, path: CourseMaterials.mountPath, readOnly: true))
-            command = CourseMaterials.seeding(command)
+            // In a container the server seeds its home itself; the process engine seeds it on the host.
+            if engine.runsImages {
+                command = CourseMaterials.seeding(command ?? JupyterCommand.arguments(basePath: record.basePath, port: 8888))
+            }
         }
         return ContainerSpec(
             name: record.containerName,
             image: image,
             command: command,
+            basePath: record.basePath,
             environment: environment,
             labels: installationLabels.merging([
                 Labels.environment: String(record.id), Labels.user: record.userSlug, Labels.course: record.courseSlug,
@@ -168,8 +176,7 @@ public final class EnvironmentLifecycle: Sendable {
                     let tail = (try? await engine.logs(containerID, lines: 20)) ?? ""
                     throw StartFailure.exited(code: info.exitCode, oom: info.oomKilled, log: tail)
                 }
-                if upstream == nil, let published = info.published {
-                    let address = "\(published.host):\(published.port)"
+                if upstream == nil, let address = info.upstream {
                     upstream = address
                     _ = try? await store.update(record.id, EnvironmentChange(.starting, message: "Waiting for Jupyter to answer", upstream: address))
                 }

@@ -15,9 +15,19 @@ public enum JupyterCommand {
         ]
     }
 
+    /// The URL of `path` on the server at `upstream` (`host:port` or `unix:/socket`).
+    public static func url(upstream: String, path: String) -> String {
+        if upstream.hasPrefix("unix:") {
+            let socket = String(upstream.dropFirst("unix:".count))
+            return "http+unix://\(socket.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? socket)\(path)"
+        }
+        return "http://\(upstream)\(path)"
+    }
+
     /// Whether the server at `upstream` answers `GET <basePath>api/status` with 200 for `token`.
     public static func isReady(http: HTTPClient, upstream: String, basePath: String, token: String) async -> Bool {
-        var request = HTTPClientRequest(url: "http://\(upstream)\(basePath)api/status")
+        var request = HTTPClientRequest(url: url(upstream: upstream, path: "\(basePath)api/status"))
+        request.headers.add(name: "Host", value: "localhost")
         request.headers.add(name: "Authorization", value: "token \(token)")
         do {
             let response = try await http.execute(request, timeout: .seconds(2))

@@ -129,14 +129,15 @@ extension PortalConfiguration {
     private static func environmentsSection(_ node: YAMLValue?, resolve: (String) -> String) throws(ConfigurationError) -> EnvironmentsConfiguration {
         var result = EnvironmentsConfiguration()
         guard let node else { return result }
-        let map = try node.mapping(allowing: ["engine", "endpoint", "profiles_dir", "default_profile", "start_timeout", "stop_timeout", "course_mappings"])
+        let map = try node.mapping(allowing: ["engine", "endpoint", "venv", "profiles_dir", "default_profile", "start_timeout", "stop_timeout", "course_mappings"])
         if let engine = map["engine"] {
             guard let kind = EnvironmentsConfiguration.EngineKind(rawValue: try engine.string()) else {
-                throw engine.error("expected docker (Docker or Podman through the Docker Engine API) or none")
+                throw engine.error("expected docker (Docker or Podman through the Docker Engine API), process (sandboxed local processes) or none")
             }
             result.engine = kind
         }
         result.endpoint = try map["endpoint"]?.string() ?? result.endpoint
+        result.venv = try optionalPath(map["venv"], resolve) ?? result.venv
         result.profilesDirectory = try optionalPath(map["profiles_dir"], resolve)
         result.defaultProfile = try map["default_profile"]?.string()
         if let value = map["start_timeout"] {

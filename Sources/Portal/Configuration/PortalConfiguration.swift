@@ -45,6 +45,8 @@ struct PortalConfiguration: Sendable {
             case none
             /// A Docker Engine API (Docker or Podman) at `endpoint`.
             case docker
+            /// Sandboxed local processes (bubblewrap) from the virtualenv `venv`.
+            case process
         }
 
         struct Mapping: Sendable {
@@ -55,6 +57,7 @@ struct PortalConfiguration: Sendable {
 
         var engine: EngineKind = .none
         var endpoint = "unix:///run/podman/podman.sock"
+        var venv = "/opt/portal/jupyter-venv"
         var profilesDirectory: String?
         var defaultProfile: String?
         var startTimeout: Duration = .seconds(120)

@@ -17,10 +17,21 @@ struct EnvironmentsRuntime: Sendable {
     /// Builds the runtime. `client` must be running; the database must be migrated.
     static func make(_ configuration: PortalConfiguration, client: PostgresClient, startupClient: PostgresClient, box: SecretBox, logger: Logger) async throws -> EnvironmentsRuntime? {
         let settings = configuration.environments
-        guard settings.engine == .docker else { return nil }
+        guard settings.engine != .none else { return nil }
         let installationID = try await Self.installationID(startupClient)
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
-        let engine = try DockerEngine(endpoint: settings.endpoint, client: http)
+        let engine: any Engine
+        do {
+            switch settings.engine {
+            case .process:
+                engine = try ProcessEngine(root: configuration.dataDirectory + "/process-engine", venv: settings.venv, logger: logger)
+            default:
+                engine = try DockerEngine(endpoint: settings.endpoint, client: http)
+            }
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
         let repository = EnvironmentRepository(client: client, box: box, installationID: installationID)
         let lifecycle = EnvironmentLifecycle(
             engine: engine, store: repository, http: http, installationID: installationID, logger: logger,

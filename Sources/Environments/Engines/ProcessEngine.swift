@@ -1,0 +1,281 @@
+import Foundation
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The embedded default ``Engine``: each environment is a `jupyter server` from a shared virtualenv,
+/// run in a bubblewrap sandbox as its own unprivileged uid, with its own home bound at
+/// `/home/student`, a private `/tmp`, no network and no view of other homes, listening on a unix
+/// socket in a directory only root can reach, with memory, CPU and pids limits through cgroups (v1)
+/// where the machine has them. The portal must run as root. Environments die with the portal
+/// (`--die-with-parent`); reconciling marks them stopped. See docs/ENGINES.md.
+public final class ProcessEngine: Engine, @unchecked Sendable {
+    // Invariant: mutable state lives in files under `root`, guarded by `lock`.
+    public let name = "process@local"
+    public var runsImages: Bool { false }
+    /// The virtualenv with jupyter-server (scripts/engine/setup-process-engine.sh).
+    public let venv: String
+    let root: String
+    let cgroupRoot: String
+    let firstUID: UInt32
+    let logger: Logger
+    private let lock = NSLock()
+
+    var homes: String { root + "/homes" }
+    var sockets: String { root + "/run" }
+    var state: String { root + "/state" }
+
+    /// - Parameters:
+    ///   - root: where homes, sockets and state live (e.g. `<data_dir>/process-engine`); must be
+    ///     reachable by unprivileged users (not under /root).
+    ///   - venv: the virtualenv holding `jupyter`.
+    public init(root: String, venv: String = "/opt/portal/jupyter-venv", cgroupRoot: String = "/sys/fs/cgroup", firstUID: UInt32 = 200_000, logger: Logger) throws {
+        guard geteuid() == 0 else { throw EngineError(.failed, "The process engine needs the portal to run as root (it starts each server as its own user).") }
+        guard FileManager.default.isExecutableFile(atPath: venv + "/bin/jupyter") else {
+            throw EngineError(.failed, "There is no jupyter in \(venv); create it with scripts/engine/setup-process-engine.sh.")
+        }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap") else {
+            throw EngineError(.failed, "bubblewrap is not installed; run scripts/engine/setup-process-engine.sh.")
+        }
+        self.root = root
+        self.venv = venv
+        self.cgroupRoot = cgroupRoot
+        self.firstUID = firstUID
+        self.logger = logger
+        for directory in [homes, sockets, state] {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        chmod(root, 0o755)
+        chmod(homes, 0o711)
+        chmod(sockets, 0o711)  // each server reaches only its own directory below
+        chmod(state, 0o700)
+    }
+
+    public func imageExists(_ image: String) async throws -> Bool { true }
+
+    /// Creates the home directory and gives it a uid of its own.
+    public func ensureVolume(_ name: String, labels: [String: String]) async throws {
+        let path = try homePath(name)
+        try lock.withLock {
+            if FileManager.default.fileExists(atPath: path) { return }
+            let uid = try nextUID()
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+            guard chown(path, uid, uid) == 0, chmod(path, 0o700) == 0 else {
+                throw EngineError(.failed, "cannot give the home \(path) to uid \(uid): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    public func removeVolume(_ name: String) async throws {
+        let path = try homePath(name)
+        if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+    }
+
+    public func create(_ spec: ContainerSpec) async throws -> String {
+        let home = try homePath(try homeVolume(of: spec))
+        guard FileManager.default.fileExists(atPath: home) else { throw EngineError(.notFound, "the home \(home) does not exist") }
+        let record = ProcessRecord(spec: spec, pid: nil, created: Date())
+        try lock.withLock {
+            let file = stateFile(spec.name)
+            guard !FileManager.default.fileExists(atPath: file) else { throw EngineError(.conflict, "\(name): \(spec.name) exists already") }
+            try record.write(to: file)
+        }
+        return spec.name
+    }
+
+    public func start(_ id: String) async throws {
+        var record = try load(id)
+        if let pid = record.pid, Self.isAlive(pid) { return }
+        let spec = record.spec
+        let home = try homePath(try homeVolume(of: spec))
+        let uid = try owner(of: home)
+        if let materials = spec.mounts.first(where: { $0.path == CourseMaterials.mountPath })?.volume {
+            try seed(home: home, from: materials, uid: uid)
+        }
+        let socketDirectory = sockets + "/" + id
+        try? FileManager.default.removeItem(atPath: socketDirectory)
+        try FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: false)
+        chown(socketDirectory, uid, uid)
+        chmod(socketDirectory, 0o700)
+        let cgroups = ProcessCgroups(root: cgroupRoot, name: id, logger: logger)
+        let procs = cgroups.create(memoryBytes: spec.memoryBytes, nanoCPUs: spec.nanoCPUs, pids: spec.pidsLimit)
+        let sandbox = ProcessSandbox(venv: venv, uid: uid, home: home, socketDirectory: socketDirectory, cgroupProcs: procs)
+        let command = spec.command ?? sandbox.jupyterArguments(basePath: spec.basePath)
+        let log = state + "/" + id + ".log"
+        record.pid = try sandbox.spawn(command: command, environment: spec.environment, log: log)
+        try lock.withLock { try record.write(to: stateFile(id)) }
+    }
+
+    public func inspect(_ id: String) async throws -> ContainerInfo? {
+        guard let record = try? load(id) else { return nil }
+        let running = record.pid.map(Self.isAlive) ?? false
+        let socket = sockets + "/" + id + "/jupyter.sock"
+        return ContainerInfo(
+            id: id, name: id, labels: record.spec.labels, state: running ? "running" : (record.pid == nil ? "created" : "exited"), running: running,
+            exitCode: running ? nil : record.pid.flatMap(Self.reap), socketPath: running && FileManager.default.fileExists(atPath: socket) ? socket : nil
+        )
+    }
+
+    /// SIGTERM to the Jupyter server (so kernels shut down cleanly), then the sandbox is killed after `timeout`.
+    public func stop(_ id: String, timeout: Duration) async throws {
+        guard let record = try? load(id), let pid = record.pid, Self.isAlive(pid) else { return }
+        let server = ProcessCgroups(root: cgroupRoot, name: id, logger: logger).processes().first { Self.commandLine(of: $0).contains("bin/jupyter") && $0 != pid }
+        kill(server ?? pid, SIGTERM)
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline, Self.isAlive(pid) {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        if Self.isAlive(pid) { kill(pid, SIGKILL) }
+        for _ in 0..<50 where Self.isAlive(pid) { try await Task.sleep(for: .milliseconds(100)) }
+    }
+
+    public func remove(_ id: String) async throws {
+        try await stop(id, timeout: .seconds(10))
+        try? FileManager.default.removeItem(atPath: sockets + "/" + id)
+        try? FileManager.default.removeItem(atPath: stateFile(id))
+        try? FileManager.default.removeItem(atPath: state + "/" + id + ".log")
+        await ProcessCgroups(root: cgroupRoot, name: id, logger: logger).remove()
+    }
+
+    public func list(labels: [String: String]) async throws -> [ContainerInfo] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: state)) ?? []
+        var result = [ContainerInfo]()
+        for file in names where file.hasSuffix(".json") {
+            let id = String(file.dropLast(5))
+            guard let info = try await inspect(id), labels.allSatisfy({ info.labels[$0.key] == $0.value }) else { continue }
+            result.append(info)
+        }
+        return result
+    }
+
+    public func stats(_ id: String) async throws -> ContainerStats {
+        ProcessCgroups(root: cgroupRoot, name: id, logger: logger).stats()
+    }
+
+    public func logs(_ id: String, lines: Int) async throws -> String {
+        let text = (try? String(contentsOfFile: state + "/" + id + ".log", encoding: .utf8)) ?? ""
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+    }
+
+    // MARK: - Helpers
+
+    private func homeVolume(of spec: ContainerSpec) throws -> String {
+        guard let home = spec.mounts.first(where: { !$0.volume.hasPrefix("/") })?.volume else {
+            throw EngineError(.failed, "\(spec.name) has no home")
+        }
+        return home
+    }
+
+    private func homePath(_ name: String) throws -> String {
+        guard !name.isEmpty, !name.contains("/"), !name.hasPrefix(".") else { throw EngineError(.failed, "invalid home name \(name)") }
+        return homes + "/" + name
+    }
+
+    private func stateFile(_ id: String) -> String { state + "/" + id + ".json" }
+
+    private func load(_ id: String) throws -> ProcessRecord {
+        guard !id.contains("/") else { throw EngineError(.notFound, "no environment \(id)") }
+        return try ProcessRecord.read(from: stateFile(id))
+    }
+
+    /// The next free uid, counting up from ``firstUID`` (callers hold `lock`).
+    private func nextUID() throws -> UInt32 {
+        let counter = state + "/next-uid"
+        let next = (try? String(contentsOfFile: counter, encoding: .utf8)).flatMap { UInt32($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? firstUID
+        try String(next + 1).write(toFile: counter, atomically: true, encoding: .utf8)
+        return next
+    }
+
+    private func owner(of path: String) throws -> UInt32 {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw EngineError(.failed, "cannot read \(path)") }
+        guard info.st_uid >= firstUID else { throw EngineError(.failed, "the home \(path) is not owned by a sandbox uid") }
+        return info.st_uid
+    }
+
+    /// Copies course materials into the home once (`cp -rn`), owned by the student.
+    private func seed(home: String, from materials: String, uid: UInt32) throws {
+        let marker = home + "/" + CourseMaterials.marker
+        guard !FileManager.default.fileExists(atPath: marker) else { return }
+        for arguments in [["/bin/cp", "-rn", materials + "/.", home + "/"], ["/bin/chown", "-R", "\(uid):\(uid)", home]] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: arguments[0])
+            process.arguments = Array(arguments.dropFirst())
+            try process.run()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else { throw EngineError(.failed, "copying course materials into \(home) failed") }
+        }
+        FileManager.default.createFile(atPath: marker, contents: nil)
+        chown(marker, uid, uid)
+    }
+
+    static func isAlive(_ pid: Int32) -> Bool {
+        _ = reap(pid)
+        return kill(pid, 0) == 0
+    }
+
+    /// Collects the exit status of a finished child; `nil` while it runs (or if it is not ours).
+    @discardableResult
+    static func reap(_ pid: Int32) -> Int? {
+        var status: Int32 = 0
+        guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
+        return Int((status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F))
+    }
+
+    static func commandLine(of pid: Int32) -> String {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return "" }
+        return String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+    }
+}
+
+/// What the process engine remembers of an environment, in `<root>/state/<name>.json` (mode 0600:
+/// it holds the server's token).
+struct ProcessRecord: Codable {
+    struct Spec: Codable {
+        var name: String
+        var command: [String]?
+        var basePath: String
+        var environment: [String: String]
+        var labels: [String: String]
+        var memoryBytes: Int64
+        var nanoCPUs: Int64
+        var pidsLimit: Int64
+        var mounts: [[String]]
+    }
+
+    var stored: Spec
+    var pid: Int32?
+    var created: Date
+
+    init(spec: ContainerSpec, pid: Int32?, created: Date) {
+        stored = Spec(
+            name: spec.name, command: spec.command, basePath: spec.basePath, environment: spec.environment, labels: spec.labels,
+            memoryBytes: spec.memoryBytes, nanoCPUs: spec.nanoCPUs, pidsLimit: spec.pidsLimit, mounts: spec.mounts.map { [$0.volume, $0.path] }
+        )
+        self.pid = pid
+        self.created = created
+    }
+
+    var spec: ContainerSpec {
+        ContainerSpec(
+            name: stored.name, image: "", command: stored.command, basePath: stored.basePath, environment: stored.environment, labels: stored.labels,
+            memoryBytes: stored.memoryBytes, nanoCPUs: stored.nanoCPUs, pidsLimit: stored.pidsLimit,
+            mounts: stored.mounts.map { ContainerSpec.Mount(volume: $0[0], path: $0[1]) }
+        )
+    }
+
+    func write(to path: String) throws {
+        let data = try JSONEncoder().encode(self)
+        guard FileManager.default.createFile(atPath: path + ".new", contents: data, attributes: [.posixPermissions: 0o600]) else {
+            throw EngineError(.failed, "cannot write \(path)")
+        }
+        guard rename(path + ".new", path) == 0 else { throw EngineError(.failed, "cannot write \(path)") }
+    }
+
+    static func read(from path: String) throws -> ProcessRecord {
+        guard let data = FileManager.default.contents(atPath: path) else { throw EngineError(.notFound, "no environment at \(path)") }
+        return try JSONDecoder().decode(ProcessRecord.self, from: data)
+    }
+}

@@ -1,0 +1,116 @@
+import AsyncHTTPClient
+import Environments
+import Foundation
+import Logging
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+import PostgresNIO
+@testable import Portal
+import TestSupport
+import Testing
+
+/// The sandboxed process engine: a real jupyter-server in bubblewrap, records in real PostgreSQL.
+@Suite("The process engine", .enabled(if: TestEnvironment.hasProcessEngine), .serialized)
+struct ProcessEngineTests {
+    static let http = PodmanLifecycleTests.http
+
+    func request(_ record: EnvironmentRecord, _ path: String, method: HTTPMethod = .GET, body: String? = nil) async throws -> (UInt, String) {
+        var request = HTTPClientRequest(url: JupyterCommand.url(upstream: record.upstream ?? "", path: record.basePath + path))
+        request.method = method
+        request.headers.add(name: "Host", value: "localhost")
+        request.headers.add(name: "Authorization", value: "token \(record.token)")
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await Self.http.execute(request, timeout: .seconds(30))
+        return (response.status.code, String(buffer: try await response.body.collect(upTo: 1 << 20)))
+    }
+
+    @Test func aSandboxedServerStartsAndCannotSeeAnotherStudentsHome() async throws {
+        let venv = try #require(TestEnvironment.processVenv, "PORTAL_TEST_PROCESS_VENV is not set: run the tests with scripts/test.sh")
+        let database = try await TestDatabase.create()
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("process-engine-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try await database.withClient { client in
+            try await MigrationRunner(migrations: try Migration.load(from: TestPaths.migrations), logger: Logger(label: "test")).run(on: client)
+            let (alice, course) = try await EnvironmentStoreTests.seed(client)
+            var bob: Int64 = 0
+            for try await id in try await client.query("INSERT INTO users (consumer_key, lti_user_id, slug) VALUES ('vle', 'u2', 'slugu2') RETURNING id").decode(Int64.self) { bob = id }
+            let profile = Profile(slug: "local", displayName: "Local", command: nil, cpu: 0.5, memoryBytes: 512 << 20, persistence: .persistent)
+            _ = try await ProfileRepository(client: client).apply(profile, source: "test")
+            var logger = Logger(label: "process-engine-test")
+            logger.logLevel = .warning
+            let engine = try ProcessEngine(root: root, venv: venv, logger: logger)
+            let store = EnvironmentRepository(client: client, box: EnvironmentStoreTests.box, installationID: UUID().uuidString)
+            let lifecycle = EnvironmentLifecycle(engine: engine, store: store, http: Self.http, installationID: "process-test", logger: logger)
+            let harness = PodmanLifecycleTests.Harness(client: client, store: store, engine: try DockerEngine(endpoint: "unix:///unused", client: Self.http), installation: "x", user: alice, course: course)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await lifecycle.run() }
+                let a = try await lifecycle.ensure(EnvironmentClaim(userID: alice, courseID: course, profile: profile, profileVersion: 1, engine: engine.name))
+                let b = try await lifecycle.ensure(EnvironmentClaim(userID: bob, courseID: course, profile: profile, profileVersion: 1, engine: engine.name))
+                let readyA = try await harness.wait(a.id, for: [.ready, .failed])
+                let readyB = try await harness.wait(b.id, for: [.ready, .failed])
+                let logA = (try? await engine.logs(readyA.containerName, lines: 20)) ?? ""
+                #expect(readyA.state == .ready, "\(readyA.message ?? "") \(logA)")
+                #expect(readyB.state == .ready, "\(readyB.message ?? "")")
+                #expect(readyA.upstream?.hasPrefix("unix:") == true)
+                #expect(try await request(readyA, "api/status").0 == 200)
+                var wrong = readyA
+                wrong.token = readyB.token
+                #expect(try await request(wrong, "api/status").0 == 403)
+
+                // Bob writes a file; Alice's sandbox cannot see it, nor the homes around hers.
+                let secret = #"{"type":"file","format":"text","content":"bob's secret"}"#
+                #expect(try await request(readyB, "api/contents/secret.txt", method: .PUT, body: secret).0 == 201)
+                let bobHome = root + "/homes/" + readyB.homeVolume
+                #expect(FileManager.default.fileExists(atPath: bobHome + "/secret.txt"))
+                let (created, kernel) = try await request(readyA, "api/kernels", method: .POST, body: #"{"name":"python3"}"#)
+                #expect(created == 201, "\(kernel)")
+                // The contents API is rooted at the home; a path outside it is refused.
+                #expect(try await request(readyA, "api/contents/../\(readyB.homeVolume)/secret.txt").0 != 200)
+                let homes = try await request(readyA, "api/contents/").1
+                #expect(!homes.contains("secret.txt"))
+
+                // Code running in a sandbox (as a student's kernel would) finds neither Bob's home nor
+                // the host's homes directory, whatever path it tries.
+                let script = """
+                    import os
+                    for p in ["\(bobHome)/secret.txt", "\(root)/homes", "/home/slugu2", "/root", "\(root)/state"]:
+                        try:
+                            print("READ", p, open(p).read() if os.path.isfile(p) else os.listdir(p))
+                        except Exception as e:
+                            print("DENIED", p, type(e).__name__)
+                    print("HOME", sorted(os.listdir("/home")), "UID", os.getuid())
+                    """
+                try await engine.ensureVolume("probe-home", labels: [:])
+                let probe = try await engine.create(
+                    ContainerSpec(
+                        name: "probe", image: "", command: [venv + "/bin/python3", "-c", script], memoryBytes: 256 << 20, nanoCPUs: 500_000_000,
+                        mounts: [.init(volume: "probe-home", path: "/home/jovyan")]
+                    )
+                )
+                try await engine.start(probe)
+                for _ in 0..<100 where try await engine.inspect(probe)?.running == true { try await Task.sleep(for: .milliseconds(100)) }
+                let output = try await engine.logs(probe, lines: 20)
+                #expect(output.components(separatedBy: "DENIED").count - 1 == 5, "\(output)")
+                #expect(!output.contains("READ") && !output.contains("bob's secret"), "\(output)")
+                #expect(output.contains("HOME ['student']"), "\(output)")
+                #expect(!output.contains("UID 0"), "\(output)")
+                try await engine.remove(probe)
+                try await engine.removeVolume("probe-home")
+
+                // The memory limit is the profile's.
+                let stats = try await engine.stats(readyA.containerName)
+                #expect(stats.memoryLimitBytes == 512 << 20)
+                #expect(stats.pids > 0)
+
+                lifecycle.requestStop(a.id, reason: .student)
+                lifecycle.requestStop(b.id, reason: .student)
+                #expect(try await harness.wait(a.id, for: [.stopped, .failed], timeout: .seconds(60)).state == .stopped)
+                #expect(try await harness.wait(b.id, for: [.stopped, .failed], timeout: .seconds(60)).state == .stopped)
+                #expect(try await engine.list(labels: [:]).isEmpty)
+                lifecycle.finish()
+                try await group.waitForAll()
+            }
+        }
+    }
+}
