@@ -8,14 +8,17 @@
 #
 # Needs Podman's API service and the image (scripts/engine/setup-podman.sh --service,
 # scripts/engine/build-image.sh) and the bench venv (bench/lti-launch.sh creates it).
-# Environment: PORTAL_BIN (.build/release/portal), BENCH_N (10), ENGINE_SOCKET
-# (/run/podman/podman.sock), IMAGE (localhost/portal-jupyter:1).
+# Environment: PORTAL_BIN (.build/release/portal), BENCH_N (10), ENGINE (docker, or process for the
+# sandboxed process engine: no direct baseline then), ENGINE_SOCKET (/run/podman/podman.sock),
+# IMAGE (localhost/portal-jupyter:1), VENV_PROCESS (/opt/portal/jupyter-venv).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 cd "$ROOT"
 PORTAL_BIN=${PORTAL_BIN:-.build/release/portal}
 N=${BENCH_N:-10}
+ENGINE=${ENGINE:-docker}
+VENV_PROCESS=${VENV_PROCESS:-/opt/portal/jupyter-venv}
 SOCKET=${ENGINE_SOCKET:-/run/podman/podman.sock}
 IMAGE=${IMAGE:-localhost/portal-jupyter:1}
 VENV=${BENCH_VENV:-/var/cache/portal-bench/venv}
@@ -46,8 +49,9 @@ lti:
     - key: bench
       secret: bench-secret
 environments:
-  engine: docker
+  engine: $ENGINE
   endpoint: unix://$SOCKET
+  venv: $VENV_PROCESS
   profiles_dir: $SCRATCH/profiles
   default_profile: bench
 YAML
@@ -90,6 +94,7 @@ for MODE in sequential simultaneous; do
         | "$PY" -c 'import json,sys; [print(c["Id"]) for c in json.load(sys.stdin)]' \
         | while read -r id; do curl -s -X DELETE --unix-socket "$SOCKET" "http://d/v1.41/containers/$id?force=true" >/dev/null; done
     psql_portal "UPDATE environments SET state = 'stopped', stop_reason = 'shutdown' WHERE state = 'stopping'" >/dev/null
+    [ "$ENGINE" = docker ] || continue
     "$PY" "$HERE/environment_bench.py" direct "$SOCKET" "$IMAGE" "$N" "$MODE" > "$SCRATCH/direct-$MODE.jsonl"
     printf '%-30s %-12s %s\n' "direct engine start → ready" "$MODE" "$(stats ready_ms < "$SCRATCH/direct-$MODE.jsonl")"
 done

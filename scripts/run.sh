@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The run command (README "Run it"): on a fresh Debian 12 machine, as root, installs what is
-# missing (PostgreSQL's server programs, Podman and the portal's Jupyter image), builds the portal
+# missing (PostgreSQL's server programs, bubblewrap and a jupyter-server virtualenv for the
+# sandboxed process engine), builds the portal
 # and runs it on embedded defaults (its own PostgreSQL under /var/lib/portal), printing a demo
 # consumer and how to launch. Ctrl-C stops the portal and its
 # database cleanly.
@@ -25,9 +26,8 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-echo "run.sh: setting up Podman and the Jupyter image (the first time takes a few minutes)"
-scripts/engine/setup-podman.sh --service >/dev/null
-scripts/engine/build-image.sh >/dev/null
+echo "run.sh: setting up the process engine (bubblewrap and a jupyter-server virtualenv)"
+scripts/engine/setup-process-engine.sh >/dev/null
 
 echo "run.sh: building (release; the first build takes several minutes)"
 swift build -c release --product portal

@@ -28,8 +28,9 @@ struct ProcessEngineTests {
     @Test func aSandboxedServerStartsAndCannotSeeAnotherStudentsHome() async throws {
         let venv = try #require(TestEnvironment.processVenv, "PORTAL_TEST_PROCESS_VENV is not set: run the tests with scripts/test.sh")
         let database = try await TestDatabase.create()
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("process-engine-\(UUID().uuidString.prefix(8))").path
-        defer { try? FileManager.default.removeItem(atPath: root) }
+        // A long root: the servers' unix sockets must still fit in 108 bytes.
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("process-engine-\(UUID().uuidString)/with/a/rather/long/data/directory").path
+        defer { try? FileManager.default.removeItem(atPath: root.components(separatedBy: "/with/").first ?? root) }
         try await database.withClient { client in
             try await MigrationRunner(migrations: try Migration.load(from: TestPaths.migrations), logger: Logger(label: "test")).run(on: client)
             let (alice, course) = try await EnvironmentStoreTests.seed(client)

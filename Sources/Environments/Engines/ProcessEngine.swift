@@ -24,8 +24,18 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
     private let lock = NSLock()
 
     var homes: String { root + "/homes" }
-    var sockets: String { root + "/run" }
+    /// Where the servers' socket directories are: under `root` when that is short enough for a
+    /// unix socket path (108 bytes), else under /run.
+    let sockets: String
     var state: String { root + "/state" }
+
+    /// The directory holding one environment's socket: named by a hash, so that the socket's path
+    /// stays short whatever the environment's name.
+    func socketDirectory(_ id: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in id.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return sockets + "/" + String(hash, radix: 16)
+    }
 
     /// - Parameters:
     ///   - root: where homes, sockets and state live (e.g. `<data_dir>/process-engine`); must be
@@ -40,11 +50,14 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
             throw EngineError(.failed, "bubblewrap is not installed; run scripts/engine/setup-process-engine.sh.")
         }
         self.root = root
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in root.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        sockets = root.utf8.count + 4 + 17 + 13 < 104 ? root + "/run" : "/run/portal-engine-" + String(hash % 0xFFFF_FFFF, radix: 16)
         self.venv = venv
         self.cgroupRoot = cgroupRoot
         self.firstUID = firstUID
         self.logger = logger
-        for directory in [homes, sockets, state] {
+        for directory in [root + "/homes", sockets, root + "/state"] {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
         chmod(root, 0o755)
@@ -94,7 +107,7 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
         if let materials = spec.mounts.first(where: { $0.path == CourseMaterials.mountPath })?.volume {
             try seed(home: home, from: materials, uid: uid)
         }
-        let socketDirectory = sockets + "/" + id
+        let socketDirectory = socketDirectory(id)
         try? FileManager.default.removeItem(atPath: socketDirectory)
         try FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: false)
         chown(socketDirectory, uid, uid)
@@ -111,7 +124,7 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
     public func inspect(_ id: String) async throws -> ContainerInfo? {
         guard let record = try? load(id) else { return nil }
         let running = record.pid.map(Self.isAlive) ?? false
-        let socket = sockets + "/" + id + "/jupyter.sock"
+        let socket = socketDirectory(id) + "/jupyter.sock"
         return ContainerInfo(
             id: id, name: id, labels: record.spec.labels, state: running ? "running" : (record.pid == nil ? "created" : "exited"), running: running,
             exitCode: running ? nil : record.pid.flatMap(Self.reap), socketPath: running && FileManager.default.fileExists(atPath: socket) ? socket : nil
@@ -133,7 +146,7 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
 
     public func remove(_ id: String) async throws {
         try await stop(id, timeout: .seconds(10))
-        try? FileManager.default.removeItem(atPath: sockets + "/" + id)
+        try? FileManager.default.removeItem(atPath: socketDirectory(id))
         try? FileManager.default.removeItem(atPath: stateFile(id))
         try? FileManager.default.removeItem(atPath: state + "/" + id + ".log")
         await ProcessCgroups(root: cgroupRoot, name: id, logger: logger).remove()

@@ -129,6 +129,8 @@ extension PortalConfiguration {
     private static func environmentsSection(_ node: YAMLValue?, resolve: (String) -> String) throws(ConfigurationError) -> EnvironmentsConfiguration {
         var result = EnvironmentsConfiguration()
         guard let node else { return result }
+        // With an environments section, the embedded default engine is the sandboxed process engine.
+        result.engine = .process
         let map = try node.mapping(allowing: ["engine", "endpoint", "venv", "profiles_dir", "default_profile", "start_timeout", "stop_timeout", "course_mappings"])
         if let engine = map["engine"] {
             guard let kind = EnvironmentsConfiguration.EngineKind(rawValue: try engine.string()) else {
