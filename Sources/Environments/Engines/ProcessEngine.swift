@@ -213,12 +213,8 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
         let marker = home + "/" + CourseMaterials.marker
         guard !FileManager.default.fileExists(atPath: marker) else { return }
         for arguments in [["/bin/cp", "-rn", materials + "/.", home + "/"], ["/bin/chown", "-R", "\(uid):\(uid)", home]] {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: arguments[0])
-            process.arguments = Array(arguments.dropFirst())
-            try process.run()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else { throw EngineError(.failed, "copying course materials into \(home) failed") }
+            let result = try Subprocess.run(arguments)
+            guard result.status == 0 else { throw EngineError(.failed, "copying course materials into \(home) failed: \(result.output)") }
         }
         FileManager.default.createFile(atPath: marker, contents: nil)
         chown(marker, uid, uid)

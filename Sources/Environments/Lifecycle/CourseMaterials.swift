@@ -35,17 +35,10 @@ public struct CourseMaterials: Sendable {
             var arguments = ["/usr/bin/git", "clone", "--quiet", "--depth", "1"]
             if let ref { arguments += ["--branch", ref] }
             arguments += ["--", url, partial]
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: arguments[0])
-            process.arguments = Array(arguments.dropFirst())
-            process.standardInput = FileHandle.nullDevice
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else {
+            let result = try Subprocess.run(arguments)
+            guard result.status == 0 else {
                 try? FileManager.default.removeItem(atPath: partial)
-                throw EngineError(.failed, "Cloning the course materials \(url) for profile \(profile.slug) failed (git exit \(process.terminationStatus)).")
+                throw EngineError(.failed, "Cloning the course materials \(url) for profile \(profile.slug) failed: \(result.output.suffix(300))")
             }
             do {
                 try FileManager.default.moveItem(atPath: partial, toPath: target)

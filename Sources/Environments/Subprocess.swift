@@ -7,18 +7,18 @@ import Musl
 #endif
 
 /// A finished child process: its exit status and what it printed (stdout and stderr together).
-struct SubprocessResult: Sendable {
-    var status: Int32
-    var output: String
+public struct SubprocessResult: Sendable {
+    public var status: Int32
+    public var output: String
 }
 
-/// Runs helper programs (initdb, pg_ctl, useradd) with posix_spawn and waitpid. Output goes to a
+/// Runs helper programs (initdb, pg_ctl, useradd, git, cp) with posix_spawn and waitpid. Output goes to a
 /// temporary file rather than a pipe, because a daemon the command starts (pg_ctl start) inherits
 /// its standard streams and would hold a pipe open for its whole life.
-enum Subprocess {
+public enum Subprocess {
     /// Runs `arguments[0]` with the rest as arguments, optionally as another user through `runuser`,
     /// and waits for it.
-    static func run(_ arguments: [String], asUser user: String? = nil) throws -> SubprocessResult {
+    public static func run(_ arguments: [String], asUser user: String? = nil) throws -> SubprocessResult {
         let command = user.map { ["/usr/sbin/runuser", "-u", $0, "--"] + arguments } ?? arguments
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("portal-subprocess-\(UUID().uuidString)").path
         defer { unlink(outputPath) }
@@ -48,7 +48,7 @@ enum Subprocess {
     }
 
     /// The full path of `name` on `PATH`, if any.
-    static func which(_ name: String) -> String? {
+    public static func which(_ name: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         for directory in path.split(separator: ":") {
             let candidate = "\(directory)/\(name)"
@@ -59,6 +59,6 @@ enum Subprocess {
 }
 
 /// A helper program that could not be run.
-struct SubprocessError: Error, CustomStringConvertible {
-    var description: String
+public struct SubprocessError: Error, CustomStringConvertible {
+    public var description: String
 }
