@@ -34,10 +34,3 @@ struct AccessLogMiddleware: RouterMiddleware {
         }
     }
 }
-
-extension HTTPField.Name {
-    static let xRequestID = Self("X-Request-Id")!
-    static let xForwardedProto = Self("X-Forwarded-Proto")!
-    static let xForwardedHost = Self("X-Forwarded-Host")!
-    static let xForwardedPort = Self("X-Forwarded-Port")!
-}

@@ -109,7 +109,3 @@ struct HomeController: Sendable {
         }
     }
 }
-
-extension HTTPField.Name {
-    static let refresh = Self("Refresh")!
-}

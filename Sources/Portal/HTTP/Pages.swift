@@ -32,7 +32,3 @@ struct Pages: Sendable {
 struct PagesError: Error, CustomStringConvertible {
     var description: String
 }
-
-extension HTTPField.Name {
-    static let xContentTypeOptions = Self("X-Content-Type-Options")!
-}
