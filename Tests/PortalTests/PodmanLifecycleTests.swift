@@ -1,5 +1,5 @@
 import AsyncHTTPClient
-import Environments
+@testable import Environments
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
@@ -167,6 +167,33 @@ struct PodmanLifecycleTests {
             let after = try await third.reconcile()
             #expect(after.vanished == [id])
             #expect(try await h.store.find(id)?.state == .stopped)
+        }
+    }
+
+    /// A start another portal process began (it stopped before the server answered) is resumed by
+    /// the next portal's reconcile and reaches ready.
+    @Test func anInterruptedStartIsResumed() async throws {
+        try await withHarness { h in
+            let first = h.lifecycle()
+            let (claimed, created) = try await h.store.claim(h.claim(Self.profile()))
+            #expect(created)
+            // What the first portal got done before it stopped: container created and started.
+            let record = try #require(try await h.store.update(claimed.id, EnvironmentChange(.starting, message: "Starting the server")))
+            let id = try await h.engine.create(try await first.prepare(record))
+            _ = try await h.store.update(record.id, EnvironmentChange(.starting, containerID: id))
+            try await h.engine.start(id)
+
+            let second = h.lifecycle()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await second.run() }
+                let result = try await second.reconcile()
+                #expect(result.adopted == [record.id])
+                let ready = try await h.wait(record.id, for: [.ready, .failed])
+                #expect(ready.state == .ready, "\(ready.message ?? "")")
+                #expect(try await status(ready, token: ready.token) == 200)
+                second.finish()
+                try await group.waitForAll()
+            }
         }
     }
 

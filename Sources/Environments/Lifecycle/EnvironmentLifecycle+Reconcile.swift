@@ -60,6 +60,7 @@ extension EnvironmentLifecycle {
             let upstream = try await waitUntilReady(record, containerID: record.containerID ?? record.containerName, deadline: .now + startTimeout)
             _ = try await store.update(record.id, EnvironmentChange(.ready, message: "Your environment is ready", upstream: upstream))
         } catch {
+            if Task.isCancelled { return }  // shutting down: the next reconcile resumes it again
             await cleanUp(record.id, containerName: record.containerName)
             _ = try? await store.update(record.id, EnvironmentChange(.failed, message: Self.studentMessage(for: error, timeout: startTimeout), stopReason: .failed))
         }

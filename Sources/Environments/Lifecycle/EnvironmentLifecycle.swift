@@ -111,6 +111,11 @@ public final class EnvironmentLifecycle: Sendable {
             }
             logger.info("environment ready", metadata: ["ms": "\(timings.start)", "portal_ms": "\(timings.portal)", "upstream": "\(upstream)"])
         } catch {
+            if Task.isCancelled {
+                // The portal is shutting down: leave the start as it is; the next reconcile resumes it.
+                logger.notice("start interrupted by shutdown; it resumes when the portal starts again")
+                return
+            }
             let message = Self.studentMessage(for: error, timeout: startTimeout)
             logger.error("environment failed to start", metadata: ["error": "\(error)"])
             await cleanUp(record.id, containerName: record.containerName)

@@ -68,7 +68,8 @@ struct EnvironmentsRuntime: Sendable {
     }
 }
 
-/// Reconciles, then runs the lifecycle's jobs until shutdown.
+/// Reconciles, then runs the lifecycle's jobs until shutdown, when starts still in progress are
+/// interrupted (the next reconcile resumes them) so that the portal stops promptly.
 struct LifecycleService: Service {
     let lifecycle: EnvironmentLifecycle
 
@@ -78,10 +79,8 @@ struct LifecycleService: Service {
         } catch {
             lifecycle.logError("reconciling environments failed; running environments may be unknown to this portal", error)
         }
-        try await withGracefulShutdownHandler {
+        try await cancelWhenGracefulShutdown {
             await lifecycle.run()
-        } onGracefulShutdown: {
-            lifecycle.finish()
         }
     }
 }
