@@ -230,7 +230,7 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
     static func reap(_ pid: Int32) -> Int? {
         var status: Int32 = 0
         guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
-        return Int((status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F))
+        return Subprocess.exitStatus(status)
     }
 
     static func commandLine(of pid: Int32) -> String {

@@ -60,39 +60,24 @@ struct ProcessSandbox {
             6: "student:x:\(uid):\n",
             7: "127.0.0.1\tlocalhost jupyter\n::1\tlocalhost ip6-localhost\n",
         ]
-        var pipes = [Int32: (read: Int32, write: Int32)]()
-        defer { for (_, ends) in pipes { close(ends.read); close(ends.write) } }
+        var inputs = [Int32: Int32]()
+        defer { for source in inputs.values { close(source) } }
         for (target, text) in files {
             var ends: [Int32] = [0, 0]
             guard pipe(&ends) == 0 else { throw EngineError(.failed, "pipe: \(String(cString: strerror(errno)))") }
-            pipes[Int32(target)] = (ends[0], ends[1])
             _ = text.withCString { write(ends[1], $0, strlen($0)) }
             close(ends[1])
-            pipes[Int32(target)]?.write = -1
+            // Out of the way of the targets (5–7), so that no dup2 overwrites another's source.
+            let source = fcntl(ends[0], F_DUPFD_CLOEXEC, 64)
+            close(ends[0])
+            guard source >= 0 else { throw EngineError(.failed, "fcntl: \(String(cString: strerror(errno)))") }
+            inputs[Int32(target)] = source
         }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        for (target, ends) in pipes { posix_spawn_file_actions_adddup2(&actions, ends.read, target) }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, 0x80)  // POSIX_SPAWN_SETSID: not in the terminal's process group
-
-        let argv = arguments(command: command)
-        var cArguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        var cEnvironment: [UnsafeMutablePointer<CChar>?] = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for pointer in cArguments { free(pointer) }
-            for pointer in cEnvironment { free(pointer) }
+        do {
+            return try Subprocess.spawn(arguments(command: command), environment: variables, output: log, inputs: inputs, newSession: true)
+        } catch {
+            throw EngineError(.failed, "cannot start the sandbox: \(error)")
         }
-        var pid = pid_t()
-        let result = posix_spawn(&pid, argv[0], &actions, &attributes, &cArguments, &cEnvironment)
-        guard result == 0 else { throw EngineError(.failed, "cannot start the sandbox: \(String(cString: strerror(result)))") }
-        return pid
     }
 }
 
