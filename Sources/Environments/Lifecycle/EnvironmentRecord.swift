@@ -126,6 +126,4 @@ public protocol EnvironmentStore: Sendable {
     func find(_ id: Int64) async throws -> EnvironmentRecord?
     /// Every live environment of `engine`.
     func live(engine: String) async throws -> [EnvironmentRecord]
-    /// The ids of every environment (any state) whose container may still exist on `engine`.
-    func knownContainerNames(engine: String) async throws -> Set<String>
 }

@@ -93,15 +93,6 @@ struct EnvironmentRepository: EnvironmentStore {
         )
     }
 
-    func knownContainerNames(engine: String) async throws -> Set<String> {
-        var names = Set<String>()
-        let rows = try await client.query(
-            "SELECT container_name FROM environments WHERE engine = \(engine) AND state IN ('requested', 'starting', 'ready', 'stopping')"
-        )
-        for try await name in rows.decode(String.self) { names.insert(name) }
-        return names
-    }
-
     /// The newest environment of a user in a course, live or not.
     func latest(userID: Int64, courseID: Int64) async throws -> EnvironmentRecord? {
         try await records("WHERE e.user_id = \(userID) AND e.course_id = \(courseID) ORDER BY e.id DESC LIMIT 1").first
