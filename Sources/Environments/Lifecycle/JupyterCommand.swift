@@ -8,10 +8,17 @@ public enum JupyterCommand {
     /// `jupyter server` serving under `basePath` on `port`, trusting the portal's forwarded headers.
     /// The token comes from `JUPYTER_TOKEN` in the environment, never from the command line (which
     /// any process on the host can read).
+    ///
+    /// JupyterLab writes the server's token into every page it serves (`page_config.token`) unless
+    /// it believes it runs under JupyterHub, so the `hub_*` settings below make it leave the token
+    /// out: the portal adds the token to each forwarded request and the browser never needs it.
+    /// They also make Lab's "Hub Control Panel" menu item lead to the portal's `/home` page.
     public static func arguments(basePath: String, port: Int) -> [String] {
         [
             "jupyter", "server", "--no-browser", "--ip=0.0.0.0", "--port=\(port)", "--ServerApp.base_url=\(basePath)",
             "--ServerApp.trust_xheaders=True", "--ServerApp.allow_remote_access=True",
+            "--ServerApp.tornado_settings=hub_prefix=/", "--ServerApp.tornado_settings=hub_host=",
+            "--ServerApp.tornado_settings=user=student",
         ]
     }
 

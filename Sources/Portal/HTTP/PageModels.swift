@@ -44,3 +44,14 @@ enum PageModel {
         var requestID: String
     }
 }
+
+extension PageModel {
+    /// Why the proxy did not forward a browser's request to an environment.
+    struct Unavailable {
+        var heading: String
+        var message: String
+        /// Whether to link to the progress page (the environment is starting).
+        var progress: Bool = false
+        var returnURL: String?
+    }
+}

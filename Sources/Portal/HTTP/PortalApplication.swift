@@ -1,4 +1,5 @@
 import Environments
+import HummingbirdCore
 import Foundation
 import Hummingbird
 import LTI
@@ -16,6 +17,7 @@ enum PortalApplication {
         var pages: Pages
         var resolver: LaunchURLResolver
         var environments: EnvironmentsRuntime?
+        var proxy: EnvironmentProxy?
     }
 
     static func parts(
@@ -23,13 +25,25 @@ enum PortalApplication {
     ) async throws -> Parts {
         let consumers = ConsumerStore(configured: configuration.consumers, client: client, box: box)
         let window = configuration.timestampWindow.components.seconds
+        let pages = try await Pages.load(from: templates)
+        let resolver = LaunchURLResolver(publicURL: configuration.publicURL, trustedProxies: configuration.trustedProxies)
+        let proxy = environments.map { _ in
+            let routes = RouteTable()
+            return EnvironmentProxy(
+                routes: routes,
+                listener: RouteListener(client: client, store: RouteStore(client: client, box: box), table: routes, logger: Logger(label: "portal.proxy")),
+                sessions: SessionCache(client: client), pool: UpstreamPool(), pages: pages, resolver: resolver,
+                scope: .portal, cookieName: SessionCookie.name
+            )
+        }
         return Parts(
             validator: LaunchValidator(consumers: consumers, nonces: PostgresNonceStore(client: client), timestampWindow: TimeInterval(window)),
             launches: LaunchStore(client: client, sessionLifetime: configuration.sessionLifetime),
             sessions: SessionStore(client: client),
-            pages: try await Pages.load(from: templates),
-            resolver: LaunchURLResolver(publicURL: configuration.publicURL, trustedProxies: configuration.trustedProxies),
-            environments: environments
+            pages: pages,
+            resolver: resolver,
+            environments: environments,
+            proxy: proxy
         )
     }
 
@@ -79,8 +93,10 @@ enum PortalApplication {
         services.append(database.client)
         services.append(PurgeService(client: database.client, interval: configuration.noncePurgeInterval, logger: logger))
         services.append(contentsOf: environments?.services ?? [])
+        if let proxy = parts.proxy { services.append(contentsOf: proxy.services) }
         return Application(
-            router: router(configuration, parts: parts, client: database.client),
+            responder: PortalResponder(proxy: parts.proxy, next: router(configuration, parts: parts, client: database.client).buildResponder()),
+            server: HTTPServerBuilder { responder in PortalChannel(responder: responder, proxy: parts.proxy) },
             configuration: .init(address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: nil),
             services: services,
             onServerRunning: onServerRunning,

@@ -8,10 +8,13 @@ struct PortalRequestContext: RequestContext {
     var coreContext: CoreRequestContextStorage
     /// The IP address of the TCP peer (a browser, or a reverse proxy in front of the portal).
     let remoteAddress: String?
+    /// The event loop of the browser's connection (the proxy keeps upstream connections on it).
+    let eventLoop: any EventLoop
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress?.ipAddress
+        eventLoop = source.channel.eventLoop
     }
 
     /// The request id that log lines and error pages carry.

@@ -4,6 +4,8 @@ import Hummingbird
 /// works when the VLE shows the portal in an iframe; on plain http (development) `SameSite=Lax`.
 enum SessionCookie {
     static let name = "portal_session"
+    /// The cookie of the separate environment origin (see ``EnvironmentOrigin``).
+    static let environmentName = "portal_environment"
 
     static func make(token: String, lifetime: Duration, https: Bool, publicURL: PublicURL) -> Cookie {
         let path = publicURL.pathPrefix.isEmpty ? "/" : publicURL.pathPrefix + "/"

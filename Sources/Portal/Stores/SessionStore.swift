@@ -31,7 +31,7 @@ struct SessionStore: Sendable {
             JOIN users u ON u.id = s.user_id
             JOIN launches l ON l.id = s.launch_id
             LEFT JOIN courses c ON c.id = s.course_id
-            WHERE s.token_hash = \(hash) AND s.expires_at > now()
+            WHERE s.token_hash = \(hash) AND s.expires_at > now() AND s.scope = 'portal'
             """
         )
         for try await row in rows.decode((Int64, String, String?, String, Int64?, String?, String?, String?, String, String?).self) {

@@ -1,0 +1,191 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Forwards `/user/<user slug>/<course slug>/…` to that environment's server, after checking on
+/// every request (WebSocket upgrades included, see ``WebSocketSplice``) that the browser's session
+/// belongs to the environment's owner. Routes and sessions come from memory; the database is asked
+/// only when a path has no serving route yet.
+struct EnvironmentProxy: Sendable {
+    /// Why a request is not forwarded.
+    enum Refusal: Error {
+        /// No valid session for this origin.
+        case noSession
+        /// A session, but not the owner's.
+        case forbidden
+        /// The owner's path, but nothing is running there.
+        case notRunning
+        /// The environment is starting (or stopping).
+        case starting
+        /// The server did not answer.
+        case upstreamDown
+
+        /// The status a script (or a WebSocket client) gets.
+        var status: HTTPResponse.Status {
+            switch self {
+            case .noSession, .forbidden: .forbidden
+            case .notRunning: .notFound
+            case .starting: .serviceUnavailable
+            case .upstreamDown: .badGateway
+            }
+        }
+    }
+
+    let routes: RouteTable
+    let listener: RouteListener
+    let sessions: SessionCache
+    let pool: UpstreamPool
+    let pages: Pages
+    let resolver: LaunchURLResolver
+    /// Which sessions count on this origin, and the cookie carrying them.
+    let scope: SessionCache.Scope
+    let cookieName: String
+    /// The portal's cookies, removed from every forwarded request.
+    static let portalCookies: Set<String> = [SessionCookie.name, SessionCookie.environmentName]
+
+    /// The route to forward to, or why not.
+    func authorize(path: Substring, token: String?) async throws -> ProxyRoute {
+        guard let token, let session = try await sessions.session(token: token, scope: scope) else { throw Refusal.noSession }
+        var route = routes.route(forPath: path)
+        if route?.isServing != true, let prefix = ProxyRoute.prefix(of: path) {
+            // Not known here yet (another replica started it a moment ago) or not ready when last heard of.
+            let basePath = prefix.hasSuffix("/") ? String(prefix) : prefix + "/"
+            route = try await listener.store.live(basePath: basePath)
+            if let route { routes.update(environmentID: route.environmentID, basePath: basePath, route: route) }
+        }
+        guard let route else {
+            let owner = ProxyRoute.prefix(of: path)?.split(separator: "/").dropFirst().first
+            throw owner.map { String($0) == session.userSlug } == true ? Refusal.notRunning : Refusal.forbidden
+        }
+        guard route.userID == session.userID else { throw Refusal.forbidden }
+        guard route.isServing else { throw Refusal.starting }
+        return route
+    }
+
+    /// Forwards an HTTP request (not an upgrade: those never reach the router when allowed).
+    func forward(_ request: Request, context: PortalRequestContext) async -> Response {
+        let target = request.head.path ?? "/"
+        do {
+            let route = try await authorize(path: Substring(target), token: request.cookies[cookieName]?.value)
+            guard let address = route.upstream else { throw Refusal.starting }
+            if request.headers[.upgrade] != nil {
+                // An upgrade that reached the router was refused by the upstream or came late on a
+                // kept-alive connection; browsers open WebSockets on fresh connections.
+                throw Refusal.upstreamDown
+            }
+            route.touch()
+            let head = ProxyHeaders.request(
+                method: request.method.rawValue, target: target, authority: request.head.authority, fields: request.headers,
+                client: client(request, context), authorization: route.authorization, dropCookies: Self.portalCookies
+            )
+            let hasBody = request.headers[.contentLength].map { $0 != "0" } ?? (request.headers[.transferEncoding] != nil)
+            let upstream = try await send(head, body: hasBody ? request.body : nil, to: address, on: context.eventLoop)
+            let response = ProxyHeaders.response(upstream.head)
+            return Response(status: response.status, headers: response.headerFields, body: ResponseBody(asyncSequence: upstream.body))
+        } catch let refusal as Refusal {
+            return self.response(for: refusal, request: request)
+        } catch let error as UpstreamError {
+            context.logger.warning("environment server unreachable", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            return self.response(for: .upstreamDown, request: request)
+        } catch let error as ChannelError {
+            context.logger.warning("environment server unreachable", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            return self.response(for: .upstreamDown, request: request)
+        } catch {
+            context.logger.error("proxying failed", metadata: ["path": "\(request.uri.path)", "error": "\(String(reflecting: error))"])
+            return problem(.serviceUnavailable, "The portal could not check your access just now. Nothing was lost; try again in a moment.", request: request)
+        }
+    }
+
+    /// Sends on a pooled connection; a request without a body is retried on a fresh connection
+    /// when a reused one turns out to have been closed by the server meanwhile.
+    private func send(_ head: HTTPRequestHead, body: RequestBody?, to address: UpstreamAddress, on eventLoop: any EventLoop) async throws -> UpstreamResponse {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let (connection, reused) = try await pool.acquire(address, on: eventLoop)
+            do {
+                return try await connection.exchange(head, body: body)
+            } catch UpstreamError.closedBeforeResponse where reused && body == nil && attempt < 3 {
+                continue
+            }
+        }
+    }
+
+    func client(_ request: Request, _ context: PortalRequestContext) -> ProxyHeaders.Client {
+        ProxyHeaders.Client(
+            address: context.remoteAddress, trusted: resolver.isTrusted(context.remoteAddress),
+            scheme: resolver.isHTTPS(headers: request.headers, peer: context.remoteAddress) ? "https" : "http"
+        )
+    }
+
+    /// What the browser (an HTML page) or a script (a JSON problem document) gets instead.
+    func response(for refusal: Refusal, request: Request) -> Response {
+        let page = Self.wantsPage(method: request.method.rawValue, accept: request.headers[.accept])
+        switch refusal {
+        case .noSession:
+            guard page else { return problem(.forbidden, "No portal session: open the activity from your course page.", request: request) }
+            return pages.response(
+                "environment_unavailable",
+                PageModel.Unavailable(heading: "Please start from your course", message: "Open this activity from your course page in the VLE; you will be signed in and taken to your environment."),
+                status: .forbidden
+            )
+        case .forbidden:
+            guard page else { return problem(.forbidden, "This environment is not yours.", request: request) }
+            return pages.response(
+                "environment_unavailable",
+                PageModel.Unavailable(heading: "This is not your environment", message: "Open the activity from your own course page in the VLE to reach your environment."),
+                status: .forbidden
+            )
+        case .notRunning:
+            guard page else { return problem(.notFound, "Your environment is not running; launch it again from your course.", request: request) }
+            return pages.response(
+                "environment_unavailable",
+                PageModel.Unavailable(heading: "Your environment has stopped", message: "Environments stop after a while without use. Open the activity from your course page again to start it; your files are kept."),
+                status: .notFound
+            )
+        case .starting:
+            guard page else {
+                var response = problem(.serviceUnavailable, "Your environment is starting.", request: request)
+                response.headers[.retryAfter] = "2"
+                return response
+            }
+            return Response(status: .seeOther, headers: [.location: "/home", .cacheControl: "no-store"])
+        case .upstreamDown:
+            guard page else { return problem(.badGateway, "Your environment is not answering.", request: request) }
+            return pages.response(
+                "environment_unavailable",
+                PageModel.Unavailable(heading: "Your environment is not answering", message: "It may be busy or restarting. Wait a moment and reload this page; if it keeps happening, stop it from the progress page and launch it again.", progress: true),
+                status: .badGateway
+            )
+        }
+    }
+
+    /// An RFC 9457 problem document.
+    func problem(_ status: HTTPResponse.Status, _ detail: String, request: Request) -> Response {
+        let body = #"{"type":"about:blank","title":"\#(status.reasonPhrase)","status":\#(status.code),"detail":"\#(detail)"}"#
+        return Response(
+            status: status, headers: [.contentType: "application/problem+json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: body))
+        )
+    }
+
+    /// Whether the request is a browser navigating (a page is the right answer) rather than a script.
+    static func wantsPage(method: String, accept: String?) -> Bool {
+        (method == "GET" || method == "HEAD") && (accept?.contains("text/html") ?? false)
+    }
+}
+
+/// The portal's responder: environment paths go to the proxy without any middleware (they are the
+/// hot path), everything else to the router.
+struct PortalResponder<Next: HTTPResponder>: HTTPResponder where Next.Context == PortalRequestContext {
+    let proxy: EnvironmentProxy?
+    let next: Next
+
+    func respond(to request: Request, context: PortalRequestContext) async throws -> Response {
+        if let proxy, let path = request.head.path, path.hasPrefix("/user/") {
+            return await proxy.forward(request, context: context)
+        }
+        return try await next.respond(to: request, context: context)
+    }
+}

@@ -1,0 +1,79 @@
+import NIOCore
+
+/// Joins two channels on one event loop byte for byte (a spliced WebSocket): what one reads the
+/// other writes, a half-close crosses over, and a side reads only while the other can write, so a
+/// slow peer slows the fast one instead of filling memory.
+final class GlueHandler: ChannelDuplexHandler {
+    typealias InboundIn = NIOAny
+    typealias OutboundIn = NIOAny
+    typealias OutboundOut = NIOAny
+
+    private var partner: GlueHandler?
+    private var context: ChannelHandlerContext?
+    private var pendingRead = false
+    private let onTraffic: @Sendable () -> Void
+
+    private init(onTraffic: @escaping @Sendable () -> Void) {
+        self.onTraffic = onTraffic
+    }
+
+    /// Two handlers that forward to each other; add one to each channel.
+    static func pair(onTraffic: @escaping @Sendable () -> Void) -> (GlueHandler, GlueHandler) {
+        let first = GlueHandler(onTraffic: onTraffic)
+        let second = GlueHandler(onTraffic: onTraffic)
+        first.partner = second
+        second.partner = first
+        return (first, second)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        partner = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        partner?.context?.write(data, promise: nil)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        onTraffic()
+        partner?.context?.flush()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        partner?.context?.close(promise: nil)
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            partner?.context?.close(mode: .output, promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        partner?.context?.close(promise: nil)
+        context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let partner, partner.pendingRead {
+            partner.pendingRead = false
+            partner.context?.read()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if partner?.context?.channel.isWritable ?? false {
+            context.read()
+        } else {
+            pendingRead = true
+        }
+    }
+}

@@ -1,0 +1,226 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import Synchronization
+
+/// The portal's HTTP/1.1 connections. Ordinary requests go to the responder (router and proxy);
+/// a WebSocket upgrade under `/user/` is authorised like any proxied request, the handshake is made
+/// with the environment's server, and the two connections are then spliced byte for byte, so
+/// subprotocols, extensions, frame sizes, pings and closes are the browser's and the server's own.
+///
+/// A refused or failed upgrade falls through to the responder, which answers it (403, 404, 502…).
+/// As with any NIO upgrader, only a connection's first request can upgrade; browsers open every
+/// WebSocket on a new connection.
+struct PortalChannel: ServerChildChannel, HTTPChannelHandler {
+    enum UpgradeResult: Sendable {
+        case spliced(any Channel)
+        case notUpgraded(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+        /// NIO consumed the upgrade request, so the refusal is answered here, not by the router.
+        case refused(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, HTTPResponse.Status)
+    }
+
+    /// The connection and the outcome of its first request's upgrade negotiation.
+    struct Value: ServerChildChannelValue {
+        let channel: any Channel
+        let negotiated: EventLoopFuture<UpgradeResult>
+    }
+
+    let responder: HTTPChannelHandler.Responder
+    let proxy: EnvironmentProxy?
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            let splice = proxy.map { SpliceUpgrader(proxy: $0, logger: logger) }
+            let upgrade = NIOTypedHTTPServerUpgradeConfiguration<UpgradeResult>(upgraders: splice.map { [$0] } ?? []) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                    try channel.pipeline.syncOperations.addHandler(HTTPUserEventHandler(logger: logger))
+                    let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                        wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true)
+                    )
+                    if let status = splice?.pending.refusal() { return .refused(http, status) }
+                    return .notUpgraded(http)
+                }
+            }
+            var configuration = NIOUpgradableHTTPServerPipelineConfiguration(upgradeConfiguration: upgrade)
+            configuration.enablePipelining = false
+            configuration.enableErrorHandling = false
+            configuration.enableResponseHeaderValidation = false
+            return Value(channel: channel, negotiated: try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration))
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        do {
+            switch try await value.negotiated.get() {
+            case .notUpgraded(let http):
+                await handleHTTP(asyncChannel: http, logger: logger)
+            case .spliced(let channel):
+                try await channel.closeFuture.get()
+            case .refused(let http, let status):
+                try await http.executeThenClose { _, outbound in
+                    let body = ByteBuffer(string: "\(status.code) \(status.reasonPhrase)\n")
+                    try await outbound.write(.head(HTTPResponse(status: status, headerFields: [
+                        .connection: "close", .contentType: "text/plain; charset=utf-8", .contentLength: "\(body.readableBytes)",
+                    ])))
+                    try await outbound.write(.body(body))
+                    try await outbound.write(.end(nil))
+                }
+            }
+        } catch {
+            logger.debug("connection ended", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Authorises a WebSocket upgrade, performs it with the environment's server, and splices.
+struct SpliceUpgrader: NIOTypedHTTPServerProtocolUpgrader {
+    typealias UpgradeResult = PortalChannel.UpgradeResult
+
+    let supportedProtocol = "websocket"
+    let requiredUpgradeHeaders: [String] = []
+    let proxy: EnvironmentProxy
+    let logger: Logger
+    /// The upstream connection between its handshake and the splice.
+    let pending = Pending()
+
+    init(proxy: EnvironmentProxy, logger: Logger) {
+        self.proxy = proxy
+        self.logger = logger
+    }
+
+    func buildUpgradeResponse(channel: any Channel, upgradeRequest: HTTPRequestHead, initialResponseHeaders: HTTPHeaders) -> EventLoopFuture<HTTPHeaders> {
+        let promise = channel.eventLoop.makePromise(of: HTTPHeaders.self)
+        let pending = self.pending
+        promise.completeWithTask {
+            guard upgradeRequest.uri.hasPrefix("/user/") else { throw EnvironmentProxy.Refusal.notRunning }
+            let token = upgradeRequest.headers["cookie"].lazy.compactMap { CookieHeader.value(named: proxy.cookieName, in: $0) }.first
+            let route = try await proxy.authorize(path: Substring(upgradeRequest.uri), token: token)
+            guard let address = route.upstream else { throw EnvironmentProxy.Refusal.starting }
+            var fields = HTTPFields()
+            // As swift-http-types does for HTTP requests, `Host` travels as the authority.
+            for (name, value) in upgradeRequest.headers where name.lowercased() != "host" {
+                if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
+            }
+            let peer = channel.remoteAddress?.ipAddress
+            let client = ProxyHeaders.Client(
+                address: peer, trusted: proxy.resolver.isTrusted(peer), scheme: proxy.resolver.isHTTPS(headers: fields, peer: peer) ? "https" : "http"
+            )
+            let head = ProxyHeaders.request(
+                method: "GET", target: upgradeRequest.uri, authority: upgradeRequest.headers["host"].first, fields: fields, client: client,
+                authorization: route.authorization, dropCookies: EnvironmentProxy.portalCookies
+            )
+            let (upstream, response) = try await Self.handshake(head, address: address, on: channel.eventLoop, timeout: proxy.pool.connectTimeout)
+            route.touch()
+            pending.set(upstream, route)
+            var headers = initialResponseHeaders
+            for name in ["sec-websocket-accept", "sec-websocket-protocol", "sec-websocket-extensions"] {
+                for value in response.headers[name] { headers.add(name: name, value: value) }
+            }
+            return headers
+        }
+        promise.futureResult.whenFailure { [logger] error in
+            if let refusal = error as? EnvironmentProxy.Refusal {
+                pending.refuse(refusal.status)
+            } else {
+                logger.debug("websocket upgrade not made", metadata: ["error": "\(error)"])
+                pending.refuse(.badGateway)
+            }
+        }
+        return promise.futureResult
+    }
+
+    func upgrade(channel: any Channel, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<UpgradeResult> {
+        guard let (upstream, route) = pending.take() else {
+            return channel.eventLoop.makeFailedFuture(UpstreamError.closedBeforeResponse)
+        }
+        return channel.eventLoop.makeCompletedFuture {
+            let (browserSide, serverSide) = GlueHandler.pair { route.touch() }
+            try channel.pipeline.syncOperations.addHandler(browserSide)
+            try upstream.pipeline.syncOperations.addHandler(serverSide)
+            return .spliced(channel)
+        }
+    }
+
+    /// Opens a connection to the environment's server and makes the upgrade handshake there.
+    static func handshake(
+        _ head: HTTPRequestHead, address: UpstreamAddress, on eventLoop: any EventLoop, timeout: TimeAmount
+    ) async throws -> (any Channel, HTTPResponseHead) {
+        let result = eventLoop.makePromise(of: UpstreamUpgrade.self)
+        let channel = try await address.connect(on: eventLoop, timeout: timeout, halfClosure: true) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                var configuration = NIOUpgradableHTTPClientPipelineConfiguration(
+                    upgradeConfiguration: NIOTypedHTTPClientUpgradeConfiguration<UpstreamUpgrade>(
+                        upgradeRequestHead: head, upgraders: [PassthroughUpgrader()],
+                        notUpgradingCompletionHandler: { channel in channel.eventLoop.makeSucceededFuture(.refused) }
+                    )
+                )
+                configuration.leftOverBytesStrategy = .forwardBytes
+                try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(configuration: configuration).cascade(to: result)
+            }
+        }.get()
+        switch try await result.futureResult.get() {
+        case .upgraded(let response):
+            return (channel, response)
+        case .refused:
+            channel.close(promise: nil)
+            throw UpstreamError.closedBeforeResponse
+        }
+    }
+
+    /// Holds the upstream channel from the handshake to the splice (closing it if never spliced),
+    /// or why the upgrade was refused.
+    final class Pending: Sendable {
+        private let value = Mutex<(any Channel, ProxyRoute)?>(nil)
+        private let refused = Mutex<HTTPResponse.Status?>(nil)
+
+        func refuse(_ status: HTTPResponse.Status) {
+            refused.withLock { $0 = status }
+        }
+
+        func refusal() -> HTTPResponse.Status? {
+            refused.withLock { $0 }
+        }
+
+        func set(_ channel: any Channel, _ route: ProxyRoute) {
+            value.withLock { $0 = (channel, route) }
+        }
+
+        func take() -> (any Channel, ProxyRoute)? {
+            value.withLock { current in
+                defer { current = nil }
+                return current
+            }
+        }
+
+        deinit {
+            value.withLock { $0?.0.close(promise: nil) }
+        }
+    }
+}
+
+/// The outcome of the upstream handshake.
+enum UpstreamUpgrade: Sendable {
+    case upgraded(HTTPResponseHead)
+    case refused
+}
+
+/// Accepts whatever 101 the environment's server answers: the browser checks it (its
+/// `Sec-WebSocket-Accept` is computed from the browser's own key, passed through unchanged).
+struct PassthroughUpgrader: NIOTypedHTTPClientProtocolUpgrader {
+    let supportedProtocol = "websocket"
+    let requiredUpgradeHeaders: [String] = []
+
+    func addCustom(upgradeRequestHeaders: inout HTTPHeaders) {}
+
+    func shouldAllowUpgrade(upgradeResponse: HTTPResponseHead) -> Bool { true }
+
+    func upgrade(channel: any Channel, upgradeResponse: HTTPResponseHead) -> EventLoopFuture<UpstreamUpgrade> {
+        channel.eventLoop.makeSucceededFuture(.upgraded(upgradeResponse))
+    }
+}

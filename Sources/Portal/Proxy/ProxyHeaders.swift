@@ -1,0 +1,123 @@
+import Foundation
+import HTTPTypes
+import NIOHTTP1
+
+/// Header rewriting between the browser and an environment's server (RFC 9110 §7.6): hop-by-hop
+/// fields are dropped both ways (with any field `Connection` names), the portal's own cookies never
+/// reach the student-controlled server, the server's token is added, and `X-Forwarded-*` say who
+/// asked and how. `Host` is kept: Jupyter compares it with `Origin` on WebSocket and API requests.
+enum ProxyHeaders {
+    /// Fields that describe one connection, not the message.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",
+        "transfer-encoding", "upgrade",
+    ]
+
+    /// Who sent the request and how it reached the portal.
+    struct Client: Sendable {
+        /// The TCP peer's IP address.
+        var address: String?
+        /// Whether the peer is a trusted reverse proxy, whose `X-Forwarded-*` are kept and extended.
+        var trusted: Bool
+        /// `http` or `https`, as the browser used it.
+        var scheme: String
+    }
+
+    /// The head to send upstream for a browser request.
+    static func request(
+        method: String, target: String, authority: String?, fields: HTTPFields, client: Client, authorization: String, dropCookies: Set<String>
+    ) -> HTTPRequestHead {
+        let listed = connectionListed(fields[values: .connection])
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(fields.count + 4)
+        if let authority { headers.add(name: "Host", value: authority) }
+        var forwardedFor: String?
+        var chunked = false
+        var hasLength = false
+        for field in fields {
+            let name = field.name.canonicalName
+            switch name {
+            case "transfer-encoding":
+                chunked = chunked || field.value.lowercased().contains("chunked")
+                continue
+            case "content-length":
+                hasLength = true
+            case "authorization", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip", "forwarded":
+                if name != "authorization", client.trusted { break }
+                continue  // replaced below; a browser cannot choose what the server sees
+            case "x-forwarded-for":
+                if client.trusted { forwardedFor = forwardedFor.map { "\($0), \(field.value)" } ?? field.value }
+                continue
+            case "cookie":
+                if let kept = CookieHeader.removing(dropCookies, from: field.value) { headers.add(name: "Cookie", value: kept) }
+                continue
+            default:
+                break
+            }
+            if hopByHop.contains(name) || listed.contains(name) { continue }
+            headers.add(name: field.name.rawName, value: field.value)
+        }
+        if chunked, !hasLength { headers.add(name: "Transfer-Encoding", value: "chunked") }
+        headers.add(name: "Authorization", value: authorization)
+        if let address = client.address {
+            headers.add(name: "X-Forwarded-For", value: forwardedFor.map { "\($0), \(address)" } ?? address)
+            if !client.trusted { headers.add(name: "X-Real-IP", value: address) }
+        }
+        if !client.trusted {
+            headers.add(name: "X-Forwarded-Proto", value: client.scheme)
+            if let authority { headers.add(name: "X-Forwarded-Host", value: authority) }
+        }
+        return HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: target, headers: headers)
+    }
+
+    /// The response head for the browser: the upstream status and its end-to-end fields.
+    static func response(_ head: HTTPResponseHead) -> HTTPResponse {
+        let listed = connectionListed(head.headers[canonicalForm: "connection"].map(String.init))
+        var fields = HTTPFields()
+        fields.reserveCapacity(head.headers.count)
+        for (name, value) in head.headers {
+            let lower = name.lowercased()
+            if hopByHop.contains(lower) || listed.contains(lower) { continue }
+            guard let fieldName = HTTPField.Name(name) else { continue }
+            fields.append(HTTPField(name: fieldName, value: value))
+        }
+        let status = HTTPResponse.Status(code: Int(head.status.code), reasonPhrase: head.status.reasonPhrase)
+        return HTTPResponse(status: status, headerFields: fields)
+    }
+
+    private static func connectionListed<S: Sequence>(_ values: S) -> Set<String> where S.Element: StringProtocol {
+        var names = Set<String>()
+        for value in values {
+            for token in value.split(separator: ",") {
+                let name = token.trimmingCharacters(in: .whitespaces).lowercased()
+                if !name.isEmpty, name != "close", name != "keep-alive", name != "upgrade" { names.insert(name) }
+            }
+        }
+        return names
+    }
+}
+
+/// `Cookie` request headers (RFC 6265 §4.2): `name=value` pairs separated by `; `.
+enum CookieHeader {
+    /// The value of the first cookie called `name` in `header`.
+    static func value(named name: String, in header: String) -> String? {
+        for pair in header.split(separator: ";") {
+            let trimmed = pair.drop { $0 == " " }
+            guard let equals = trimmed.firstIndex(of: "="), trimmed[..<equals] == name else { continue }
+            return String(trimmed[trimmed.index(after: equals)...])
+        }
+        return nil
+    }
+
+    /// `header` without the cookies in `names`; `nil` when nothing is left.
+    static func removing(_ names: Set<String>, from header: String) -> String? {
+        guard !names.isEmpty else { return header }
+        var kept = [Substring]()
+        for pair in header.split(separator: ";") {
+            let trimmed = pair.drop { $0 == " " }
+            let name = trimmed.firstIndex(of: "=").map { trimmed[..<$0] } ?? trimmed
+            if !names.contains(String(name)) { kept.append(trimmed) }
+        }
+        return kept.isEmpty ? nil : kept.joined(separator: "; ")
+    }
+}

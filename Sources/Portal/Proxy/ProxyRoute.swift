@@ -1,0 +1,105 @@
+import Foundation
+import Synchronization
+
+/// What the proxy knows about one live environment: whose it is, where its server listens, and the
+/// credentials the portal adds on the student's behalf. Built from `environments` rows.
+final class ProxyRoute: Sendable {
+    /// The states in which an environment has a route at all.
+    static let liveStates = ["requested", "starting", "ready", "stopping"]
+
+    let environmentID: Int64
+    let userID: Int64
+    let courseID: Int64
+    /// `/user/<user slug>/<course slug>/`, the prefix the server is mounted under.
+    let basePath: String
+    let state: String
+    let upstream: UpstreamAddress?
+    /// `token <server token>`: added to every forwarded request, never shown to the browser.
+    let authorization: String
+    /// Seconds since 1970 of the last request or WebSocket traffic seen by this process.
+    let lastActivity: Atomic<Int64>
+
+    init(environmentID: Int64, userID: Int64, courseID: Int64, basePath: String, state: String, upstream: UpstreamAddress?, token: String, lastActivity: Int64) {
+        self.environmentID = environmentID
+        self.userID = userID
+        self.courseID = courseID
+        self.basePath = basePath
+        self.state = state
+        self.upstream = upstream
+        self.authorization = "token \(token)"
+        self.lastActivity = Atomic(lastActivity)
+    }
+
+    /// Whether requests can be forwarded now.
+    var isServing: Bool { state == "ready" && upstream != nil }
+
+    /// Notes activity now; cheap enough for every request (one relaxed atomic store at most once a second).
+    func touch(now: Int64 = Int64(Date().timeIntervalSince1970)) {
+        if lastActivity.load(ordering: .relaxed) < now { lastActivity.store(now, ordering: .relaxed) }
+    }
+
+    /// The route prefix of a request path: `/user/a/b/` for `/user/a/b/lab?x`, and for `/user/a/b`
+    /// itself; `nil` when the path is not under `/user/<x>/<y>`.
+    static func prefix(of path: Substring) -> Substring? {
+        guard path.hasPrefix("/user/") else { return nil }
+        var slashes = 0
+        var index = path.index(path.startIndex, offsetBy: 6)
+        let start = index
+        while index < path.endIndex {
+            let character = path[index]
+            if character == "?" || character == "#" { break }
+            if character == "/" {
+                slashes += 1
+                if slashes == 2 { return path[..<path.index(after: index)] }
+            }
+            index = path.index(after: index)
+        }
+        // `/user/a/b` without its trailing slash.
+        if slashes == 1, path[start..<index].split(separator: "/").count == 2 { return path[..<index] }
+        return nil
+    }
+}
+
+/// Every live environment's route, by base path, in memory: the request path looks routes up here
+/// without touching the database. ``RouteListener`` keeps it current from PostgreSQL.
+final class RouteTable: Sendable {
+    private let routes = Mutex<[Substring: ProxyRoute]>([:])
+
+    /// The route for a request path, if its environment is live and known here.
+    func route(forPath path: Substring) -> ProxyRoute? {
+        guard var prefix = ProxyRoute.prefix(of: path) else { return nil }
+        if prefix.last != "/" { prefix = Substring(prefix + "/") }
+        return routes.withLock { $0[prefix] }
+    }
+
+    /// Replaces every route (after (re)connecting to the database), keeping activity seen so far.
+    func replaceAll(_ fresh: [ProxyRoute]) {
+        routes.withLock { table in
+            var next = [Substring: ProxyRoute](minimumCapacity: fresh.count)
+            for route in fresh {
+                if let old = table[Substring(route.basePath)], old.environmentID == route.environmentID {
+                    route.touch(now: old.lastActivity.load(ordering: .relaxed))
+                }
+                next[Substring(route.basePath)] = route
+            }
+            table = next
+        }
+    }
+
+    /// Adds or replaces one route, or removes the environment's route when `route` is `nil`.
+    func update(environmentID: Int64, basePath: String?, route: ProxyRoute?) {
+        routes.withLock { table in
+            if let route {
+                if let old = table[Substring(route.basePath)], old.environmentID == route.environmentID {
+                    route.touch(now: old.lastActivity.load(ordering: .relaxed))
+                }
+                table[Substring(route.basePath)] = route
+            } else if let basePath, table[Substring(basePath)]?.environmentID == environmentID {
+                table[Substring(basePath)] = nil
+            }
+        }
+    }
+
+    /// A snapshot of every route.
+    var all: [ProxyRoute] { routes.withLock { Array($0.values) } }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import NIOCore
+import NIOFoundationCompat
+import PostgresNIO
+import Synchronization
+
+/// Who a session cookie belongs to, for the proxy's per-request check, cached briefly in memory so
+/// that forwarding a request does not cost a database round trip. A session ended in the database
+/// stops working here within ``ttl``.
+final class SessionCache: Sendable {
+    /// A session as the proxy needs it.
+    struct Entry: Sendable {
+        var userID: Int64
+        var userSlug: String
+        var role: String
+        var validUntil: ContinuousClock.Instant
+    }
+
+    /// Which origin a session was opened for (`sessions.scope`).
+    enum Scope: String, Sendable {
+        case portal, environments
+    }
+
+    let client: PostgresClient
+    let ttl: Duration
+    let capacity: Int
+    private let entries = Mutex<[Data: Entry]>([:])
+
+    init(client: PostgresClient, ttl: Duration = .seconds(10), capacity: Int = 100_000) {
+        self.client = client
+        self.ttl = ttl
+        self.capacity = capacity
+    }
+
+    /// The live session for a cookie token in `scope`, or `nil`.
+    func session(token: String, scope: Scope) async throws -> Entry? {
+        var key = SessionToken.hash(token)
+        key.append(scope == .portal ? 0 : 1)
+        let now = ContinuousClock.now
+        if let entry = entries.withLock({ $0[key] }), entry.validUntil > now { return entry }
+        let hash = ByteBuffer(data: SessionToken.hash(token))
+        let rows = try await client.query(
+            """
+            SELECT s.user_id, u.slug, s.role, extract(epoch FROM s.expires_at - now())::float8
+            FROM sessions s JOIN users u ON u.id = s.user_id
+            WHERE s.token_hash = \(hash) AND s.scope = \(scope.rawValue) AND s.expires_at > now()
+            """
+        )
+        for try await (userID, slug, role, remaining) in rows.decode((Int64, String, String, Double).self) {
+            let entry = Entry(userID: userID, userSlug: slug, role: role, validUntil: now + min(ttl, .milliseconds(Int64(remaining * 1000))))
+            entries.withLock { table in
+                if table.count >= capacity { table.removeAll(keepingCapacity: true) }
+                table[key] = entry
+            }
+            return entry
+        }
+        entries.withLock { _ = $0.removeValue(forKey: key) }
+        return nil
+    }
+}
