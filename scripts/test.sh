@@ -34,9 +34,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 PG_BIN=$(pg_bin)
 
-# 2. Python tools that sign launches independently of our code.
-if ! "$CACHE/venv/bin/python" -c 'import oauthlib, lti' 2>/dev/null; then
-    echo "test.sh: creating $CACHE/venv (oauthlib, lti)"
+# 2. Python tools independent of our code: LTI signers (oauthlib, lti), a WebSocket client.
+if ! "$CACHE/venv/bin/python" -c 'import oauthlib, lti, websockets' 2>/dev/null; then
+    echo "test.sh: creating $CACHE/venv (oauthlib, lti, websockets)"
     as_root mkdir -p "$CACHE"
     as_root python3 -m venv "$CACHE/venv"
     as_root "$CACHE/venv/bin/pip" install -q --disable-pip-version-check -r Tests/tools/requirements.txt

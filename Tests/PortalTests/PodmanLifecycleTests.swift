@@ -331,8 +331,8 @@ struct LaunchIntoEnvironmentTests {
             let page = String(buffer: first.body)
             #expect(page.contains("Course environment"))
             if !page.contains("Your environment is ready") {
-                #expect(first.headers[.init("Refresh")!] == "2")
-                #expect(page.contains(#"<meta http-equiv="refresh" content="2">"#))
+                #expect(first.headers[.init("Refresh")!] == "2; url=home?enter=1")
+                #expect(page.contains(#"<meta http-equiv="refresh" content="2; url=home?enter=1">"#))
             }
             var state = ""
             let deadline = ContinuousClock.now + .seconds(120)

@@ -48,11 +48,13 @@ enum PortalHarness {
         publicURL: String = "https://portal.example.ac.uk",
         trustedProxies: [String] = [],
         environments: PortalConfiguration.EnvironmentsConfiguration = .init(),
+        proxy: PortalConfiguration.ProxyConfiguration = .init(),
         _ body: @Sendable (any TestClientProtocol, PostgresClient) async throws -> Void
     ) async throws {
         let database = try await TestDatabase.create()
         var configuration = try configuration(databaseURL: database.url, publicURL: publicURL, trustedProxies: trustedProxies)
         configuration.environments = environments
+        configuration.proxy = proxy
         var logger = Logger(label: "portal-test")
         logger.logLevel = .warning
         let opened = try await Database.open(configuration, logger: logger)

@@ -62,26 +62,13 @@ public enum IndependentSigner {
 
     /// Signs every spec in one Python run.
     public static func sign(_ specs: [Spec]) throws -> [Signed] {
-        guard let python = TestEnvironment.python else {
-            throw MissingComponent("PORTAL_TEST_PYTHON is not set: run the tests with scripts/test.sh")
-        }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lti-sign-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let input = directory.appendingPathComponent("in.json")
         let output = directory.appendingPathComponent("out.json")
         try JSONEncoder().encode(specs).write(to: input)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [TestEnvironment.repositoryRoot.appendingPathComponent("Tests/tools/lti_sign.py").path, input.path, output.path]
-        let errors = directory.appendingPathComponent("err.txt")
-        _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
-        process.standardError = try FileHandle(forWritingTo: errors)
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw MissingComponent("lti_sign.py failed: \((try? String(contentsOf: errors, encoding: .utf8)) ?? "")")
-        }
+        _ = try PythonTool.run("lti_sign.py", [input.path, output.path])
         return try JSONDecoder().decode([Signed].self, from: Data(contentsOf: output))
     }
 

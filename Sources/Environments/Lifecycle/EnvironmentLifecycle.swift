@@ -214,7 +214,7 @@ public final class EnvironmentLifecycle: Sendable {
             if record.profile.persistence == .disposable {
                 try await engine.removeVolume(record.homeVolume)
             }
-            _ = try await store.update(id, EnvironmentChange(.stopped, message: "Stopped (\(reason.rawValue))", stopReason: reason))
+            _ = try await store.update(id, EnvironmentChange(.stopped, message: reason.explanation, stopReason: reason))
         } catch {
             logger.with(environment: id).error("stopping failed", metadata: ["error": "\(error)"])
             _ = try? await store.update(id, EnvironmentChange(.failed, message: "Stopping failed: \(error)", stopReason: reason))

@@ -25,6 +25,21 @@ public enum EnvironmentState: String, Sendable, Codable, CaseIterable {
 /// Why an environment stopped.
 public enum StopReason: String, Sendable, Codable {
     case student, staff, idle, maxLifetime = "max_lifetime", spendCap = "spend_cap", hostLost = "host_lost", failed, vanished, shutdown
+
+    /// What the student is told about a stopped environment.
+    public var explanation: String {
+        switch self {
+        case .student: "Stopped at your request"
+        case .staff: "Stopped by the module team"
+        case .idle: "Stopped after a period without activity"
+        case .maxLifetime: "Stopped on reaching its maximum running time"
+        case .spendCap: "Stopped because the course's compute budget is spent"
+        case .hostLost: "Stopped because the machine it ran on was lost"
+        case .failed: "Stopped after a failure"
+        case .vanished: "Stopped: it was no longer running"
+        case .shutdown: "Stopped when the portal shut down"
+        }
+    }
 }
 
 /// An environment as the lifecycle sees it: who and what it is for, where it runs, and its state.

@@ -33,15 +33,20 @@ public enum JupyterCommand {
 
     /// Whether the server at `upstream` answers `GET <basePath>api/status` with 200 for `token`.
     public static func isReady(http: HTTPClient, upstream: String, basePath: String, token: String) async -> Bool {
+        await status(http: http, upstream: upstream, basePath: basePath, token: token, timeout: .seconds(2)) != nil
+    }
+
+    /// The body of a 200 answer to `GET <basePath>api/status` with `token`; `nil` otherwise.
+    static func status(http: HTTPClient, upstream: String, basePath: String, token: String, timeout: TimeAmount) async -> ByteBuffer? {
         var request = HTTPClientRequest(url: url(upstream: upstream, path: "\(basePath)api/status"))
         request.headers.add(name: "Host", value: "localhost")
         request.headers.add(name: "Authorization", value: "token \(token)")
         do {
-            let response = try await http.execute(request, timeout: .seconds(2))
-            _ = try await response.body.collect(upTo: 1 << 16)
-            return response.status.code == 200
+            let response = try await http.execute(request, timeout: timeout)
+            let body = try await response.body.collect(upTo: 1 << 16)
+            return response.status.code == 200 ? body : nil
         } catch {
-            return false
+            return nil
         }
     }
 }

@@ -6,6 +6,7 @@ extension PortalConfiguration {
     static let topLevelKeys: Set<String> = [
         "listen", "public_url", "data_dir", "database", "secret_key", "secret_key_file", "session", "lti",
         "trusted_proxies", "log_level", "log_format", "embedded_postgres", "templates_dir", "migrations_dir", "environments",
+        "proxy",
     ]
 
     /// Reads the configuration file at `path`, then applies environment overrides from `environment`.
@@ -123,6 +124,7 @@ extension PortalConfiguration {
             migrationsDirectory: try optionalPath(root["migrations_dir"], resolve)
         )
         configuration.environments = environments
+        configuration.proxy = try proxySection(root["proxy"], publicURL: publicURL)
         return configuration
     }
 

@@ -37,6 +37,7 @@ struct PortalConfiguration: Sendable {
     var templatesDirectory: String?
     var migrationsDirectory: String?
     var environments: EnvironmentsConfiguration = .init()
+    var proxy: ProxyConfiguration = .init()
 
     /// The `environments` section: which engine runs environments and how courses get profiles.
     struct EnvironmentsConfiguration: Sendable {

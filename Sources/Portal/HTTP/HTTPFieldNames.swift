@@ -9,4 +9,5 @@ extension HTTPField.Name {
     static let xForwardedPort = Self("X-Forwarded-Port")!
     static let xContentTypeOptions = Self("X-Content-Type-Options")!
     static let refresh = Self("Refresh")!
+    static let referrerPolicy = Self("Referrer-Policy")!
 }

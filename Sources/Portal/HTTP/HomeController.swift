@@ -12,6 +12,7 @@ struct HomeController: Sendable {
     let sessions: SessionStore
     let pages: Pages
     let environments: EnvironmentsRuntime?
+    let handover: Handover
 
     func register(with router: Router<PortalRequestContext>) {
         router.get("/") { _, _ in self.pages.response("index", PageModel.Empty()) }
@@ -19,6 +20,7 @@ struct HomeController: Sendable {
         router.get("/environment/status") { request, _ in try await self.status(request) }
         router.post("/environment/retry") { request, context in try await self.act(request, context: context, retry: true) }
         router.post("/environment/stop") { request, context in try await self.act(request, context: context, retry: false) }
+        router.get("/launch/continue") { request, context in try await self.continueLaunch(request, context: context) }
     }
 
     private func session(_ request: Request) async throws -> (String, SessionStore.Session)? {
@@ -28,6 +30,11 @@ struct HomeController: Sendable {
 
     func home(_ request: Request) async throws -> Response {
         guard let (token, session) = try await session(request) else {
+            if let marker = request.uri.queryParameters["launch"], let parent = handover.marker.open(String(marker)) {
+                // A launch just happened but its cookie did not come back: the VLE shows the portal in
+                // an iframe and the browser blocks third-party cookies.
+                return try await cookieBlocked(parent: parent)
+            }
             return pages.response("no_session", PageModel.Empty(), status: .unauthorized)
         }
         let course = session.courseID.map { _ in
@@ -39,8 +46,11 @@ struct HomeController: Sendable {
         var headers: HTTPFields = [:]
         if let environments, let courseID = session.courseID {
             if let record = try await environments.repository.latest(userID: session.userID, courseID: courseID) {
+                if record.state == .ready, request.uri.queryParameters["enter"] == "1" {
+                    return Response(status: .seeOther, headers: [.location: try await entry(record, session: session, token: token), .cacheControl: "no-store"])
+                }
                 let view = Self.view(record, formToken: SessionToken.formToken(for: token))
-                if view.inProgress { headers[.refresh] = "2" }
+                if view.inProgress { headers[.refresh] = "2; url=home?enter=1" }
                 page.environment = view
             } else {
                 page.noEnvironment = true
@@ -56,7 +66,9 @@ struct HomeController: Sendable {
             return Self.json(["state": "none"], status: .notFound)
         }
         let view = Self.view(record, formToken: SessionToken.formToken(for: token))
-        return Self.json(["state": view.state, "message": view.message, "elapsed_seconds": view.elapsedSeconds])
+        var object: [String: Any] = ["state": view.state, "message": view.message, "elapsed_seconds": view.elapsedSeconds]
+        if view.ready { object["url"] = "/home?enter=1" }
+        return Self.json(object)
     }
 
     func act(_ request: Request, context: PortalRequestContext, retry: Bool) async throws -> Response {

@@ -19,6 +19,7 @@ struct LaunchController: Sendable {
     let sessionLifetime: Duration
     /// Environments, when an engine is configured.
     let environments: EnvironmentsRuntime?
+    let marker: LaunchMarker
 
     func register(with router: Router<PortalRequestContext>) {
         router.post("/lti/launch") { request, context in try await self.launch(request, context: context) }
@@ -63,7 +64,10 @@ struct LaunchController: Sendable {
             "launch accepted",
             metadata: ["consumer": "\(launch.consumerKey)", "user": "\(accepted.userSlug)", "launch": "\(accepted.launchID)", "role": "\(launch.portalRole.rawValue)"]
         )
-        var response = Response(status: .seeOther, headers: [.location: publicURL.path("/home"), .cacheControl: "no-store"])
+        // Straight into the environment once it is ready; the marker lets /home notice a cookie the
+        // browser refused to keep (an iframe with third-party cookies blocked).
+        let marker = self.marker.make(sessionToken: accepted.sessionToken).map { "&launch=\($0)" } ?? ""
+        var response = Response(status: .seeOther, headers: [.location: publicURL.path("/home?enter=1\(marker)"), .cacheControl: "no-store"])
         response.setCookie(
             SessionCookie.make(
                 token: accepted.sessionToken,

@@ -55,3 +55,10 @@ extension PageModel {
         var returnURL: String?
     }
 }
+
+extension PageModel {
+    /// The launch could not keep its cookie in the VLE's iframe: continue in a new window.
+    struct NewWindow {
+        var link: String
+    }
+}

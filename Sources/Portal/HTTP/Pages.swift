@@ -10,7 +10,7 @@ struct Pages: Sendable {
     /// Loads every `*.mustache` in `directory`.
     static func load(from directory: String) async throws -> Pages {
         let library = try await MustacheLibrary(directory: directory)
-        for name in ["layout", "landing", "refused", "launch_get", "no_session", "index", "error", "environment_unavailable"] where library.getTemplate(named: name) == nil {
+        for name in ["layout", "landing", "refused", "launch_get", "no_session", "index", "error", "environment_unavailable", "new_window"] where library.getTemplate(named: name) == nil {
             throw PagesError(description: "The template \(name).mustache is missing from \(directory).")
         }
         return Pages(library: library)

@@ -18,6 +18,7 @@ enum PortalApplication {
         var resolver: LaunchURLResolver
         var environments: EnvironmentsRuntime?
         var proxy: EnvironmentProxy?
+        var handover: HomeController.Handover
     }
 
     static func parts(
@@ -32,8 +33,9 @@ enum PortalApplication {
             return EnvironmentProxy(
                 routes: routes,
                 listener: RouteListener(client: client, store: RouteStore(client: client, box: box), table: routes, logger: Logger(label: "portal.proxy")),
-                sessions: SessionCache(client: client), pool: UpstreamPool(), pages: pages, resolver: resolver,
-                scope: .portal, cookieName: SessionCookie.name
+                sessions: SessionCache(client: client, ttl: configuration.proxy.sessionCacheLifetime), pool: UpstreamPool(), pages: pages,
+                resolver: resolver, handovers: HandoverStore(client: client), environmentsURL: configuration.proxy.environmentsURL,
+                sessionLifetime: configuration.sessionLifetime
             )
         }
         return Parts(
@@ -43,7 +45,11 @@ enum PortalApplication {
             pages: pages,
             resolver: resolver,
             environments: environments,
-            proxy: proxy
+            proxy: proxy,
+            handover: HomeController.Handover(
+                store: HandoverStore(client: client), marker: LaunchMarker(box: box), publicURL: configuration.publicURL, resolver: resolver,
+                sessionLifetime: configuration.sessionLifetime, environmentsURL: configuration.proxy.environmentsURL
+            )
         )
     }
 
@@ -59,9 +65,10 @@ enum PortalApplication {
             pages: parts.pages,
             publicURL: configuration.publicURL,
             sessionLifetime: configuration.sessionLifetime,
-            environments: parts.environments
+            environments: parts.environments,
+            marker: parts.handover.marker
         ).register(with: router)
-        HomeController(sessions: parts.sessions, pages: parts.pages, environments: parts.environments).register(with: router)
+        HomeController(sessions: parts.sessions, pages: parts.pages, environments: parts.environments, handover: parts.handover).register(with: router)
         HealthController(client: client).register(with: router)
         return router
     }
@@ -93,7 +100,7 @@ enum PortalApplication {
         services.append(database.client)
         services.append(PurgeService(client: database.client, interval: configuration.noncePurgeInterval, logger: logger))
         services.append(contentsOf: environments?.services ?? [])
-        if let proxy = parts.proxy { services.append(contentsOf: proxy.services) }
+        if let proxy = parts.proxy, let environments { services.append(contentsOf: proxy.services(configuration.proxy, environments: environments)) }
         return Application(
             responder: PortalResponder(proxy: parts.proxy, next: router(configuration, parts: parts, client: database.client).buildResponder()),
             server: HTTPServerBuilder { responder in PortalChannel(responder: responder, proxy: parts.proxy) },

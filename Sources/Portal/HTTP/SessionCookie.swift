@@ -7,7 +7,7 @@ enum SessionCookie {
     /// The cookie of the separate environment origin (see ``EnvironmentOrigin``).
     static let environmentName = "portal_environment"
 
-    static func make(token: String, lifetime: Duration, https: Bool, publicURL: PublicURL) -> Cookie {
+    static func make(token: String, lifetime: Duration, https: Bool, publicURL: PublicURL, name: String = name) -> Cookie {
         let path = publicURL.pathPrefix.isEmpty ? "/" : publicURL.pathPrefix + "/"
         let maxAge = Int(lifetime.components.seconds)
         if https {

@@ -39,9 +39,15 @@ struct EnvironmentProxy: Sendable {
     let pool: UpstreamPool
     let pages: Pages
     let resolver: LaunchURLResolver
-    /// Which sessions count on this origin, and the cookie carrying them.
-    let scope: SessionCache.Scope
-    let cookieName: String
+    let handovers: HandoverStore
+    /// The separate origin that serves environments, if any (`proxy.environments_url`).
+    let environmentsURL: PublicURL?
+    let sessionLifetime: Duration
+
+    /// Which sessions count for environments, and the cookie carrying them: the portal's own on a
+    /// single origin, the environment origin's otherwise.
+    var scope: SessionCache.Scope { environmentsURL == nil ? .portal : .environments }
+    var cookieName: String { environmentsURL == nil ? SessionCookie.name : SessionCookie.environmentName }
     /// The portal's cookies, removed from every forwarded request.
     static let portalCookies: Set<String> = [SessionCookie.name, SessionCookie.environmentName]
 
@@ -177,15 +183,30 @@ struct EnvironmentProxy: Sendable {
 }
 
 /// The portal's responder: environment paths go to the proxy without any middleware (they are the
-/// hot path), everything else to the router.
+/// hot path), everything else to the router. With a separate environment origin, that origin serves
+/// environments and the hand-over into them, and nothing else; the portal's origin serves no
+/// environment content.
 struct PortalResponder<Next: HTTPResponder>: HTTPResponder where Next.Context == PortalRequestContext {
     let proxy: EnvironmentProxy?
     let next: Next
 
     func respond(to request: Request, context: PortalRequestContext) async throws -> Response {
-        if let proxy, let path = request.head.path, path.hasPrefix("/user/") {
-            return await proxy.forward(request, context: context)
+        guard let proxy, let path = request.head.path else { return try await next.respond(to: request, context: context) }
+        if proxy.isEnvironmentOrigin(request, context) {
+            if path.hasPrefix("/user/") { return await proxy.forward(request, context: context) }
+            if path.hasPrefix(EnvironmentProxy.enterPath) { return await proxy.enter(request, context: context) }
+            return proxy.problem(.notFound, "This address serves course environments only; the portal's pages are on its own address.", request: request)
+        }
+        if path.hasPrefix("/user/") {
+            guard proxy.environmentsURL != nil else { return await proxy.forward(request, context: context) }
+            // Environments live on their own origin: go there through the portal's hand-over.
+            guard Self.wantsPage(request) else { return proxy.problem(.notFound, "Environments are served from their own address.", request: request) }
+            return Response(status: .seeOther, headers: [.location: "/home?enter=1", .cacheControl: "no-store"])
         }
         return try await next.respond(to: request, context: context)
+    }
+
+    static func wantsPage(_ request: Request) -> Bool {
+        EnvironmentProxy.wantsPage(method: request.method.rawValue, accept: request.headers[.accept])
     }
 }

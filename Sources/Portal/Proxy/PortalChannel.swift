@@ -127,6 +127,8 @@ struct SpliceUpgrader: NIOTypedHTTPServerProtocolUpgrader {
         promise.futureResult.whenFailure { [logger] error in
             if let refusal = error as? EnvironmentProxy.Refusal {
                 pending.refuse(refusal.status)
+            } else if case UpstreamError.refusedUpgrade(let status) = error {
+                pending.refuse(HTTPResponse.Status(code: status))
             } else {
                 logger.debug("websocket upgrade not made", metadata: ["error": "\(error)"])
                 pending.refuse(.badGateway)
@@ -157,7 +159,14 @@ struct SpliceUpgrader: NIOTypedHTTPServerProtocolUpgrader {
                 var configuration = NIOUpgradableHTTPClientPipelineConfiguration(
                     upgradeConfiguration: NIOTypedHTTPClientUpgradeConfiguration<UpstreamUpgrade>(
                         upgradeRequestHead: head, upgraders: [PassthroughUpgrader()],
-                        notUpgradingCompletionHandler: { channel in channel.eventLoop.makeSucceededFuture(.refused) }
+                        notUpgradingCompletionHandler: { channel in
+                            // The server answered something else than 101; read its status to relay it.
+                            let status = channel.eventLoop.makePromise(of: Int.self)
+                            return channel.eventLoop.makeCompletedFuture {
+                                try channel.pipeline.syncOperations.addHandler(StatusReader(status: status))
+                                return .refused(status.futureResult)
+                            }
+                        }
                     )
                 )
                 configuration.leftOverBytesStrategy = .forwardBytes
@@ -167,9 +176,9 @@ struct SpliceUpgrader: NIOTypedHTTPServerProtocolUpgrader {
         switch try await result.futureResult.get() {
         case .upgraded(let response):
             return (channel, response)
-        case .refused:
-            channel.close(promise: nil)
-            throw UpstreamError.closedBeforeResponse
+        case .refused(let status):
+            defer { channel.close(promise: nil) }
+            throw UpstreamError.refusedUpgrade(status: (try? await status.get()) ?? 502)
         }
     }
 
@@ -207,7 +216,30 @@ struct SpliceUpgrader: NIOTypedHTTPServerProtocolUpgrader {
 /// The outcome of the upstream handshake.
 enum UpstreamUpgrade: Sendable {
     case upgraded(HTTPResponseHead)
-    case refused
+    /// The server answered with this status instead of 101.
+    case refused(EventLoopFuture<Int>)
+}
+
+/// Reads the status of the response that refused an upgrade.
+final class StatusReader: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    let status: EventLoopPromise<Int>
+
+    init(status: EventLoopPromise<Int>) {
+        self.status = status
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head(let head) = unwrapInboundIn(data) { status.succeed(Int(head.status.code)) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        status.fail(UpstreamError.closedBeforeResponse)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        status.fail(UpstreamError.closedBeforeResponse)
+    }
 }
 
 /// Accepts whatever 101 the environment's server answers: the browser checks it (its

@@ -23,12 +23,15 @@ enum UpstreamError: Error, CustomStringConvertible {
     case closedMidResponse
     /// A request was sent on a connection that is already busy (a bug).
     case busy
+    /// The server answered a WebSocket upgrade with this status instead of 101.
+    case refusedUpgrade(status: Int)
 
     var description: String {
         switch self {
         case .closedBeforeResponse: "the environment's server closed the connection before answering"
         case .closedMidResponse: "the environment's server closed the connection in the middle of its answer"
         case .busy: "an upstream connection was used for two requests at once"
+        case .refusedUpgrade(let status): "the environment's server answered the WebSocket upgrade with \(status)"
         }
     }
 }

@@ -141,9 +141,12 @@ enum LaunchStoreError: Error, CustomStringConvertible {
 /// Browser session tokens: 256 random bits, base64url in the cookie, SHA-256 in the database.
 enum SessionToken {
     static func generate() -> String {
-        let key = SymmetricKey(size: .bits256)
-        return key.withUnsafeBytes { Data($0) }.base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        base64URL(SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) })
+    }
+
+    /// Base64url without padding (RFC 4648 §5), for cookies and URLs.
+    static func base64URL(_ data: Data) -> String {
+        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 
     static func hash(_ token: String) -> Data {
@@ -154,8 +157,7 @@ enum SessionToken {
     /// loaded can know it, so another site cannot make the browser post on the student's behalf.
     static func formToken(for token: String) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: Data("portal-form".utf8), using: SymmetricKey(data: Data(token.utf8)))
-        return Data(mac).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        return base64URL(Data(mac))
     }
 
     /// Whether `candidate` is the form token of the session with `token` (compared in constant time).

@@ -48,6 +48,7 @@ struct PurgeService: Service {
             do {
                 let purged = try await nonces.purge()
                 try await client.query("DELETE FROM sessions WHERE expires_at < now()")
+                try await client.query("DELETE FROM handover_codes WHERE expires_at < now()")
                 logger.debug("purged expired nonces", metadata: ["count": "\(purged)"])
             } catch {
                 logger.warning("purging expired nonces failed", metadata: ["error": "\(String(reflecting: error))"])

@@ -37,6 +37,42 @@ struct RouteStore: Sendable {
         )
     }
 
+    /// A running environment as the idle culler sees it.
+    struct Running: Sendable {
+        var environmentID: Int64
+        var upstream: String?
+        var token: String
+        var basePath: String
+        var startedAt: Date
+        var lastActivity: Date?
+        var idleTimeout: TimeInterval
+        var maxLifetime: TimeInterval
+    }
+
+    /// Every ready environment with its profile's idle timeout and maximum lifetime.
+    func running() async throws -> [Running] {
+        let rows = try await client.query(
+            """
+            SELECT e.id, e.upstream, e.token_sealed, e.base_path, COALESCE(e.ready_at, e.requested_at), e.last_activity_at,
+                   (pv.spec->>'idleTimeoutSeconds')::float8, (pv.spec->>'maxLifetimeSeconds')::float8
+            FROM environments e JOIN profile_versions pv ON pv.slug = e.profile_slug AND pv.version = e.profile_version
+            WHERE e.state = 'ready'
+            """
+        )
+        var result = [Running]()
+        for try await (id, upstream, sealed, basePath, started, activity, idle, lifetime) in rows.decode(
+            (Int64, String?, ByteBuffer, String, Date, Date?, Double, Double).self
+        ) {
+            result.append(
+                Running(
+                    environmentID: id, upstream: upstream, token: try box.open(Data(buffer: sealed)), basePath: basePath, startedAt: started,
+                    lastActivity: activity, idleTimeout: idle, maxLifetime: lifetime
+                )
+            )
+        }
+        return result
+    }
+
     private func routes(_ condition: PostgresQuery) async throws -> [(basePath: String, route: ProxyRoute?)] {
         var query = PostgresQuery(unsafeSQL: """
             SELECT e.id, e.user_id, e.course_id, e.base_path, e.state, e.upstream, e.token_sealed,

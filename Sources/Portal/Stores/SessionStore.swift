@@ -17,6 +17,8 @@ struct SessionStore: Sendable {
         var contextID: String?
         var role: String
         var returnURL: String?
+        /// Where the launch asked to enter the environment (`custom_path`), unchecked.
+        var entryPath: String?
     }
 
     let client: PostgresClient
@@ -26,7 +28,7 @@ struct SessionStore: Sendable {
         let hash = ByteBuffer(data: SessionToken.hash(token))
         let rows = try await client.query(
             """
-            SELECT u.id, u.slug, u.full_name, u.consumer_key, c.id, c.title, c.label, c.context_id, s.role, l.return_url
+            SELECT u.id, u.slug, u.full_name, u.consumer_key, c.id, c.title, c.label, c.context_id, s.role, l.return_url, l.custom->>'custom_path'
             FROM sessions s
             JOIN users u ON u.id = s.user_id
             JOIN launches l ON l.id = s.launch_id
@@ -34,10 +36,10 @@ struct SessionStore: Sendable {
             WHERE s.token_hash = \(hash) AND s.expires_at > now() AND s.scope = 'portal'
             """
         )
-        for try await row in rows.decode((Int64, String, String?, String, Int64?, String?, String?, String?, String, String?).self) {
+        for try await row in rows.decode((Int64, String, String?, String, Int64?, String?, String?, String?, String, String?, String?).self) {
             return Session(
                 userID: row.0, userSlug: row.1, displayName: row.2, consumerKey: row.3, courseID: row.4, courseTitle: row.5,
-                courseLabel: row.6, contextID: row.7, role: row.8, returnURL: row.9
+                courseLabel: row.6, contextID: row.7, role: row.8, returnURL: row.9, entryPath: row.10
             )
         }
         return nil

@@ -1,0 +1,52 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+
+extension EnvironmentProxy {
+    /// Where the environment origin takes a hand-over code.
+    static let enterPath = "/_portal/enter"
+
+    /// Whether a request came to the separate environment origin (by its `Host`, or a trusted
+    /// proxy's `X-Forwarded-Host`).
+    func isEnvironmentOrigin(_ request: Request, _ context: PortalRequestContext) -> Bool {
+        guard let environmentsURL else { return false }
+        var authority = request.head.authority
+        if resolver.isTrusted(context.remoteAddress), let forwarded = request.headers[.xForwardedHost] {
+            authority = forwarded.split(separator: ",").first.map { $0.trimmingWhitespaceSubstring() }
+        }
+        guard let authority = authority?.lowercased() else { return false }
+        let host = environmentsURL.host
+        if let port = environmentsURL.port { return authority == "\(host):\(port)" }
+        let defaultPort = environmentsURL.isHTTPS ? 443 : 80
+        return authority == host || authority == "\(host):\(defaultPort)"
+    }
+
+    /// `GET /_portal/enter?code=…` on the environment origin: redeems a one-time code from the
+    /// portal origin for this origin's session cookie, then goes into the environment.
+    func enter(_ request: Request, context: PortalRequestContext) async -> Response {
+        guard let code = request.uri.queryParameters["code"].map(String.init), !code.isEmpty, code.count <= 128 else {
+            return expired(request)
+        }
+        do {
+            guard let (token, scope, next) = try await handovers.redeem(code), scope == .environments, let environmentsURL else {
+                return expired(request)
+            }
+            var response = Response(status: .seeOther, headers: [.location: next, .cacheControl: "no-store", .referrerPolicy: "no-referrer"])
+            response.setCookie(
+                SessionCookie.make(token: token, lifetime: sessionLifetime, https: environmentsURL.isHTTPS, publicURL: environmentsURL, name: SessionCookie.environmentName)
+            )
+            return response
+        } catch {
+            context.logger.error("hand-over failed", metadata: ["error": "\(String(reflecting: error))"])
+            return problem(.serviceUnavailable, "The portal could not open your environment just now. Nothing was lost; try again in a moment.", request: request)
+        }
+    }
+
+    private func expired(_ request: Request) -> Response {
+        pages.response(
+            "environment_unavailable",
+            PageModel.Unavailable(heading: "This link has expired", message: "Links into an environment work once and only for a short while. Open the activity from your course page again."),
+            status: .forbidden
+        )
+    }
+}

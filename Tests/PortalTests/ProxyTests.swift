@@ -1,0 +1,148 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import NIOFoundationCompat
+import PostgresNIO
+@testable import Portal
+import TestSupport
+import Testing
+
+/// The proxy end to end: real portal, real PostgreSQL, Podman and the real Jupyter image; launches
+/// signed by oauthlib; WebSockets driven by the `websockets` library.
+@Suite("The proxy", .enabled(if: TestEnvironment.hasEngine && TestEnvironment.hasPython), .serialized)
+struct ProxyTests {
+    /// An environments section with one profile for `TM351-*` courses.
+    static func environments(idleTimeout: String = "1h", memory: String = "384MiB") throws -> PortalConfiguration.EnvironmentsConfiguration {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("profiles-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try """
+            slug: course-env
+            display_name: Course environment
+            image: \(TestEnvironment.image)
+            cpu: 1
+            memory: \(memory)
+            idle_timeout: \(idleTimeout)
+            persistence: disposable
+            match:
+              context_labels: ["TM351-*"]
+            """.write(toFile: directory + "/course.yaml", atomically: true, encoding: .utf8)
+        var environments = PortalConfiguration.EnvironmentsConfiguration()
+        environments.engine = .docker
+        environments.endpoint = try #require(TestEnvironment.engineEndpoint)
+        environments.profilesDirectory = directory
+        return environments
+    }
+
+    /// Follows `/home?enter=1` until the environment is ready and the portal sends the browser in.
+    static func enter(_ client: any TestClientProtocol, cookie: String, location: String = "/home?enter=1") async throws -> String {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < deadline {
+            let response = try await client.execute(uri: location, method: .get, headers: [.cookie: cookie, .accept: "text/html"])
+            if response.status == .seeOther, let next = response.headers[.location], !next.hasPrefix("/home") { return next }
+            #expect(response.status == .ok)
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        throw MissingComponent("the environment did not become ready within 120 s")
+    }
+
+    static func token(_ db: PostgresClient) async throws -> String {
+        let box = try SecretBox(source: .value("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="))
+        for try await sealed in try await db.query("SELECT token_sealed FROM environments ORDER BY id DESC LIMIT 1").decode(ByteBuffer.self) {
+            return try box.open(Data(buffer: sealed))
+        }
+        throw MissingComponent("no environment")
+    }
+
+    @Test func aStudentWorksInJupyterLabThroughThePortalNobodyElseGetsInAndAnIdleEnvironmentIsCulled() async throws {
+        var proxy = PortalConfiguration.ProxyConfiguration()
+        proxy.cullInterval = .seconds(2)
+        proxy.activityInterval = .seconds(1)
+        try await PortalHarness.withPortal(environments: try Self.environments(idleTimeout: "1m", memory: "768MiB"), proxy: proxy) { client, db in
+            let port = try #require(client.port)
+            let signed = try PortalHarness.signAll([
+                ("https://portal.example.ac.uk/lti/launch", IndependentSigner.launchParameters(user: "proxy-a", context: "TM351-25J")),
+                ("https://portal.example.ac.uk/lti/launch", IndependentSigner.launchParameters(user: "proxy-b", context: "OTHER-1")),
+            ])
+            let launchA = try await PortalHarness.post(client, body: signed[0].body)
+            let launchB = try await PortalHarness.post(client, body: signed[1].body)
+            let cookieA = "portal_session=\(try #require(PortalHarness.sessionToken(launchA)))"
+            let cookieB = "portal_session=\(try #require(PortalHarness.sessionToken(launchB)))"
+            var received = [String]()  // everything A's browser got, to look for the server's token
+
+            // Progress, then straight into JupyterLab.
+            let entry = try await Self.enter(client, cookie: cookieA, location: try #require(launchA.headers[.location]))
+            #expect(entry.hasPrefix("/user/"))
+            #expect(entry.hasSuffix("/lab"))
+            let base = String(entry.dropLast("lab".count))
+            let lab = try await client.execute(uri: entry, method: .get, headers: [.cookie: cookieA, .accept: "text/html"])
+            #expect(lab.status == .ok)
+            #expect(String(buffer: lab.body).contains("jupyter-config-data"))
+            received.append(String(buffer: lab.body) + "\(lab.headers)")
+
+            // A contents API round trip.
+            let json: HTTPFields = [.cookie: cookieA, .contentType: "application/json"]
+            let put = try await client.execute(
+                uri: base + "api/contents/hello.txt", method: .put, headers: json,
+                body: ByteBuffer(string: #"{"type": "file", "format": "text", "content": "hello through the portal"}"#)
+            )
+            #expect(put.status == .created)
+            let get = try await client.execute(uri: base + "api/contents/hello.txt", method: .get, headers: [.cookie: cookieA])
+            #expect(String(buffer: get.body).contains("hello through the portal"))
+            received += [String(buffer: put.body), String(buffer: get.body), "\(get.headers)"]
+
+            // A kernel runs code over a WebSocket through the portal.
+            let url = "http://127.0.0.1:\(port)\(base)"
+            let run = try PythonTool.run("jupyter_ws.py", ["execute", url, cookieA])
+            #expect(run.contains(#""output": "42\n""#))
+            #expect(run.contains(#""subprotocol": "v1.kernel.websocket.jupyter.org""#))
+
+            // 50 MB up and down, intact.
+            var bytes = [UInt8](repeating: 0, count: 50 << 20)
+            var generator = SystemRandomNumberGenerator()
+            for index in stride(from: 0, to: bytes.count, by: 8) {
+                withUnsafeBytes(of: generator.next() as UInt64) { bytes.replaceSubrange(index..<index + 8, with: $0) }
+            }
+            let upload = #"{"type": "file", "format": "base64", "content": "\#(Data(bytes).base64EncodedString())"}"#
+            let stored = try await client.execute(uri: base + "api/contents/big.bin", method: .put, headers: json, body: ByteBuffer(string: upload))
+            #expect(stored.status == .created)
+            let download = try await client.execute(uri: base + "files/big.bin", method: .get, headers: [.cookie: cookieA])
+            #expect(download.status == .ok)
+            #expect(download.body.readableBytes == bytes.count)
+            #expect(SHA256.hash(data: Data(buffer: download.body)) == SHA256.hash(data: bytes))
+
+            // Student B and nobody at all get nowhere, over HTTP or WebSocket.
+            let other = try await client.execute(uri: entry, method: .get, headers: [.cookie: cookieB, .accept: "text/html"])
+            #expect(other.status == .forbidden)
+            #expect(String(buffer: other.body).contains("This is not your environment"))
+            let otherAPI = try await client.execute(uri: base + "api/contents/hello.txt", method: .get, headers: [.cookie: cookieB])
+            #expect(otherAPI.status == .forbidden)
+            #expect(otherAPI.headers[.contentType] == "application/problem+json")
+            let nobody = try await client.execute(uri: entry, method: .get, headers: [.accept: "text/html"])
+            #expect(nobody.status == .forbidden)
+            #expect(String(buffer: nobody.body).contains("Please start from your course"))
+            #expect(try PythonTool.run("jupyter_ws.py", ["handshake", url, cookieB]).contains(#""status": 403"#))
+            #expect(try PythonTool.run("jupyter_ws.py", ["handshake", url, "-"]).contains(#""status": 403"#))
+            // The owner gets through to the server, which answers for itself (no such kernel).
+            #expect(try PythonTool.run("jupyter_ws.py", ["handshake", url, cookieA]).contains(#""status": 404"#))
+
+            // The server's token is in nothing the browser received.
+            let token = try await Self.token(db)
+            #expect(token.count > 20)
+            for text in received { #expect(!text.contains(token)) }
+
+            // Left alone, the environment is stopped by the idle culler, which records why.
+            let deadline = ContinuousClock.now + .seconds(120)
+            while ContinuousClock.now < deadline {
+                if try await TestDatabase.count(db, "SELECT count(*) FROM environments WHERE state = 'stopped' AND stop_reason = 'idle'") == 1 { break }
+                try await Task.sleep(for: .seconds(1))
+            }
+            #expect(try await TestDatabase.count(db, "SELECT count(*) FROM environments WHERE state = 'stopped' AND stop_reason = 'idle'") == 1)
+            #expect(try await TestDatabase.count(db, "SELECT count(*) FROM environments WHERE last_activity_at > ready_at") == 1)
+            let stopped = try await client.execute(uri: entry, method: .get, headers: [.cookie: cookieA, .accept: "text/html"])
+            #expect(stopped.status == .notFound)
+            #expect(String(buffer: stopped.body).contains("Your environment has stopped"))
+        }
+    }
+}
