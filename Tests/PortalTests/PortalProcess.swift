@@ -106,9 +106,19 @@ final class PortalProcess: @unchecked Sendable {
         var body: String
     }
 
-    func get(_ path: String, cookie: String? = nil) async throws -> Reply {
+    func get(_ path: String, cookie: String? = nil, headers: [(String, String)] = []) async throws -> Reply {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
         if let cookie { request.headers.add(name: "Cookie", value: cookie) }
+        request.headers.add(contentsOf: headers)
+        return try await Self.execute(request)
+    }
+
+    func postForm(_ path: String, body: String, cookie: String) async throws -> Reply {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        request.headers.add(name: "Cookie", value: cookie)
+        request.body = .bytes(ByteBuffer(string: body))
         return try await Self.execute(request)
     }
 

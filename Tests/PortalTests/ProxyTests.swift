@@ -1,9 +1,12 @@
+import AsyncHTTPClient
 import Crypto
+@testable import Environments
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 import NIOFoundationCompat
+import NIOHTTP1
 import PostgresNIO
 @testable import Portal
 import TestSupport
@@ -47,6 +50,24 @@ struct ProxyTests {
         throw MissingComponent("the environment did not become ready within 120 s")
     }
 
+    /// Runs `body`, then removes whatever containers the portal under test started.
+    static func removingContainers(_ db: PostgresClient, _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch {
+            await removeContainers(db)
+            throw error
+        }
+        await removeContainers(db)
+    }
+
+    static func removeContainers(_ db: PostgresClient) async {
+        guard let endpoint = TestEnvironment.engineEndpoint, let engine = try? DockerEngine(endpoint: endpoint, client: PodmanLifecycleTests.http),
+            let installation = try? await EnvironmentsRuntime.installationID(db)
+        else { return }
+        for container in (try? await engine.list(labels: [Labels.installation: installation])) ?? [] { try? await engine.remove(container.id) }
+    }
+
     static func token(_ db: PostgresClient) async throws -> String {
         let box = try SecretBox(source: .value("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="))
         for try await sealed in try await db.query("SELECT token_sealed FROM environments ORDER BY id DESC LIMIT 1").decode(ByteBuffer.self) {
@@ -60,6 +81,7 @@ struct ProxyTests {
         proxy.cullInterval = .seconds(2)
         proxy.activityInterval = .seconds(1)
         try await PortalHarness.withPortal(environments: try Self.environments(idleTimeout: "1m", memory: "768MiB"), proxy: proxy) { client, db in
+          try await Self.removingContainers(db) {
             let port = try #require(client.port)
             let signed = try PortalHarness.signAll([
                 ("https://portal.example.ac.uk/lti/launch", IndependentSigner.launchParameters(user: "proxy-a", context: "TM351-25J")),
@@ -143,6 +165,66 @@ struct ProxyTests {
             let stopped = try await client.execute(uri: entry, method: .get, headers: [.cookie: cookieA, .accept: "text/html"])
             #expect(stopped.status == .notFound)
             #expect(String(buffer: stopped.body).contains("Your environment has stopped"))
+          }
+        }
+    }
+
+    /// A request to the portal's port for `host` (the origin the browser believes it talks to).
+    static func fetch(port: Int, host: String, _ path: String, cookie: String? = nil, html: Bool = false) async throws -> PortalProcess.Reply {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+        request.headers.replaceOrAdd(name: "Host", value: host)
+        if let cookie { request.headers.add(name: "Cookie", value: cookie) }
+        if html { request.headers.add(name: "Accept", value: "text/html") }
+        return try await PortalProcess.execute(request)
+    }
+
+    @Test func environmentsOnTheirOwnOriginAreEnteredWithAOneTimeCodeAndThePortalOriginServesNone() async throws {
+        var proxy = PortalConfiguration.ProxyConfiguration()
+        proxy.environmentsURL = try #require(PublicURL("http://env.portal.test"))
+        try await PortalHarness.withPortal(publicURL: "http://portal.test", environments: try Self.environments(), proxy: proxy) { client, db in
+          try await Self.removingContainers(db) {
+            let port = try #require(client.port)
+            let signed = try PortalHarness.sign(url: "http://portal.test/lti/launch", params: IndependentSigner.launchParameters(user: "origin-a"))
+            let launch = try await PortalHarness.post(client, body: signed.body)
+            let setCookie = try #require(launch.headers[.setCookie])
+            #expect(setCookie.contains("SameSite=Lax") && !setCookie.contains("Secure"))  // plain http: no Secure, no SameSite=None
+            let cookie = "portal_session=\(try #require(PortalHarness.sessionToken(launch)))"
+
+            var handover = ""
+            let deadline = ContinuousClock.now + .seconds(120)
+            while ContinuousClock.now < deadline, handover.isEmpty {
+                let home = try await Self.fetch(port: port, host: "portal.test", "/home?enter=1", cookie: cookie, html: true)
+                if home.status == .seeOther, let location = home.headers["Location"].first { handover = location } else { try await Task.sleep(for: .milliseconds(500)) }
+            }
+            #expect(handover.hasPrefix("http://env.portal.test/_portal/enter?code="))
+            let path = String(handover.dropFirst("http://env.portal.test".count))
+            var base = ""
+            for try await value in try await db.query("SELECT base_path FROM environments").decode(String.self) { base = value }
+
+            // The portal's origin serves no environment content.
+            let onPortal = try await Self.fetch(port: port, host: "portal.test", base + "lab", cookie: cookie, html: true)
+            #expect(onPortal.status == .seeOther && onPortal.headers["Location"].first == "/home?enter=1")
+            #expect(try await Self.fetch(port: port, host: "portal.test", base + "api/status", cookie: cookie).status == .notFound)
+
+            // The code opens a session of the environment origin, once.
+            let enter = try await Self.fetch(port: port, host: "env.portal.test", path)
+            #expect(enter.status == .seeOther)
+            #expect(enter.headers["Location"].first == base + "lab")
+            let environmentCookie = try #require(enter.headers["Set-Cookie"].first)
+            #expect(environmentCookie.hasPrefix("portal_environment=") && environmentCookie.contains("HttpOnly"))
+            #expect(try await Self.fetch(port: port, host: "env.portal.test", path).status == .forbidden)
+            let envCookie = String(environmentCookie.prefix { $0 != ";" })
+            let lab = try await Self.fetch(port: port, host: "env.portal.test", base + "lab", cookie: envCookie, html: true)
+            #expect(lab.status == .ok)
+            #expect(lab.body.contains("jupyter-config-data"))
+
+            // Each origin's session is worth nothing on the other; portal pages are not served there.
+            #expect(try await Self.fetch(port: port, host: "env.portal.test", base + "api/status", cookie: cookie).status == .forbidden)
+            let envToken = envCookie.dropFirst("portal_environment=".count)
+            #expect(try await Self.fetch(port: port, host: "portal.test", "/home", cookie: "portal_session=\(envToken)").status == .unauthorized)
+            #expect(try await Self.fetch(port: port, host: "env.portal.test", "/home", cookie: envCookie).status == .notFound)
+            #expect(try await Self.fetch(port: port, host: "env.portal.test", "/environment/status", cookie: envCookie).status == .notFound)
+          }
         }
     }
 }

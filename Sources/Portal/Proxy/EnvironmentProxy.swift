@@ -89,7 +89,12 @@ struct EnvironmentProxy: Sendable {
             let hasBody = request.headers[.contentLength].map { $0 != "0" } ?? (request.headers[.transferEncoding] != nil)
             let upstream = try await send(head, body: hasBody ? request.body : nil, to: address, on: context.eventLoop)
             let response = ProxyHeaders.response(upstream.head)
-            return Response(status: response.status, headers: response.headerFields, body: ResponseBody(asyncSequence: upstream.body))
+            switch upstream.body {
+            case .complete(let buffer):
+                return Response(status: response.status, headers: response.headerFields, body: ResponseBody(byteBuffer: buffer))
+            case .stream(let body):
+                return Response(status: response.status, headers: response.headerFields, body: ResponseBody(asyncSequence: body))
+            }
         } catch let refusal as Refusal {
             return self.response(for: refusal, request: request)
         } catch let error as UpstreamError {

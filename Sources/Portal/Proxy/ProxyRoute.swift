@@ -44,19 +44,20 @@ final class ProxyRoute: Sendable {
         guard path.hasPrefix("/user/") else { return nil }
         var slashes = 0
         var index = path.index(path.startIndex, offsetBy: 6)
-        let start = index
+        var segmentStart = index
         while index < path.endIndex {
             let character = path[index]
             if character == "?" || character == "#" { break }
             if character == "/" {
+                guard index > segmentStart else { return nil }  // an empty user or course slug
                 slashes += 1
                 if slashes == 2 { return path[..<path.index(after: index)] }
+                segmentStart = path.index(after: index)
             }
             index = path.index(after: index)
         }
         // `/user/a/b` without its trailing slash.
-        if slashes == 1, path[start..<index].split(separator: "/").count == 2 { return path[..<index] }
-        return nil
+        return slashes == 1 && index > segmentStart ? path[..<index] : nil
     }
 }
 

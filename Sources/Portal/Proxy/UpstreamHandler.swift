@@ -8,10 +8,17 @@ typealias UpstreamBody = NIOThrowingAsyncSequenceProducer<
     ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, UpstreamHandler.Demand
 >
 
-/// The head of an upstream response and its streaming body.
+/// The head of an upstream response and its body.
 struct UpstreamResponse: Sendable {
+    enum Body: Sendable {
+        /// The whole body arrived with the head (small responses: no stream to set up).
+        case complete(ByteBuffer)
+        /// The rest of the body streams in.
+        case stream(UpstreamBody)
+    }
+
     var head: HTTPResponseHead
-    var body: UpstreamBody
+    var body: Body
 }
 
 /// Why an upstream exchange failed.
@@ -59,9 +66,14 @@ final class UpstreamHandler: ChannelInboundHandler {
         }
     }
 
+    /// Bodies up to this size that arrive with their head are handed over whole.
+    static let wholeBodyLimit = 64 * 1024
+
     private enum State {
         case idle
         case awaitingHead(EventLoopPromise<UpstreamResponse>)
+        /// The head is here; body parts of the same read are collected before deciding to stream.
+        case collecting(EventLoopPromise<UpstreamResponse>, HTTPResponseHead, ByteBuffer?)
         case streaming(UpstreamBody.Source, keepAlive: Bool)
         /// The body ended for the consumer but `didTerminate` may still arrive.
         case closed
@@ -107,18 +119,22 @@ final class UpstreamHandler: ChannelInboundHandler {
                 skippingInformational = true  // 100 Continue and friends: the real head follows
                 return
             }
-            let producer = UpstreamBody.makeSequence(
-                elementType: ByteBuffer.self,
-                backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8),
-                finishOnDeinit: false,
-                delegate: Demand(handler: NIOLoopBound(self, eventLoop: context.eventLoop), exchange: exchange)
-            )
-            state = .streaming(producer.source, keepAlive: head.isKeepAlive)
-            promise.succeed(UpstreamResponse(head: head, body: producer.sequence))
+            state = .collecting(promise, head, nil)
+        case (.body(var buffer), .collecting(let promise, let head, let collected)):
+            if var collected {
+                collected.writeBuffer(&buffer)
+                buffer = collected
+            }
+            state = .collecting(promise, head, buffer)
+            if buffer.readableBytes > Self.wholeBodyLimit { startStreaming(context: context) }
         case (.body(let buffer), .streaming(let source, _)):
             if source.yield(buffer) == .stopProducing { demand = false }
         case (.end, .awaitingHead) where skippingInformational:
             skippingInformational = false
+        case (.end, .collecting(let promise, let head, let collected)):
+            state = .idle
+            promise.succeed(UpstreamResponse(head: head, body: .complete(collected ?? context.channel.allocator.buffer(capacity: 0))))
+            onResponseEnd?(head.isKeepAlive && context.channel.isActive)
         case (.end, .streaming(let source, let keepAlive)):
             source.finish()
             state = .idle
@@ -130,7 +146,22 @@ final class UpstreamHandler: ChannelInboundHandler {
         }
     }
 
+    /// The body goes on beyond what has arrived: hand the consumer a stream.
+    private func startStreaming(context: ChannelHandlerContext) {
+        guard case .collecting(let promise, let head, let collected) = state else { return }
+        let producer = UpstreamBody.makeSequence(
+            elementType: ByteBuffer.self,
+            backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8),
+            finishOnDeinit: false,
+            delegate: Demand(handler: NIOLoopBound(self, eventLoop: context.eventLoop), exchange: exchange)
+        )
+        state = .streaming(producer.source, keepAlive: head.isKeepAlive)
+        if let collected, producer.source.yield(collected) == .stopProducing { demand = false }
+        promise.succeed(UpstreamResponse(head: head, body: .stream(producer.sequence)))
+    }
+
     func channelReadComplete(context: ChannelHandlerContext) {
+        if case .collecting = state { startStreaming(context: context) }
         switch state {
         case .awaitingHead: context.read()
         case .streaming where demand: context.read()
@@ -175,7 +206,7 @@ final class UpstreamHandler: ChannelInboundHandler {
 
     private func fail(_ error: (any Error)?) {
         switch state {
-        case .awaitingHead(let promise):
+        case .awaitingHead(let promise), .collecting(let promise, _, _):
             promise.fail(error ?? UpstreamError.closedBeforeResponse)
         case .streaming(let source, _):
             source.finish(error ?? UpstreamError.closedMidResponse)

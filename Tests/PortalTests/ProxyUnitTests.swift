@@ -1,0 +1,101 @@
+import Foundation
+import HTTPTypes
+import NIOHTTP1
+@testable import Portal
+import Testing
+
+@Suite("Proxy pieces")
+struct ProxyUnitTests {
+    @Test func routePrefixesAreTheFirstTwoSegmentsUnderUser() {
+        #expect(ProxyRoute.prefix(of: "/user/a/b/lab?x=1") == "/user/a/b/")
+        #expect(ProxyRoute.prefix(of: "/user/a/b/") == "/user/a/b/")
+        #expect(ProxyRoute.prefix(of: "/user/a/b") == "/user/a/b")
+        #expect(ProxyRoute.prefix(of: "/user/a/b?x") == "/user/a/b")
+        #expect(ProxyRoute.prefix(of: "/user/a") == nil)
+        #expect(ProxyRoute.prefix(of: "/user//b/") == nil)
+        #expect(ProxyRoute.prefix(of: "/home") == nil)
+    }
+
+    @Test func entryPathsStayInsideTheEnvironment() {
+        let base = "/user/a/b/"
+        #expect(EnvironmentEntry.path(basePath: base, requested: nil) == "/user/a/b/lab")
+        #expect(EnvironmentEntry.path(basePath: base, requested: "lab/tree/week1/intro.ipynb") == "/user/a/b/lab/tree/week1/intro.ipynb")
+        #expect(EnvironmentEntry.path(basePath: base, requested: "/tree?reset") == "/user/a/b/tree?reset")
+        for hostile in ["../../home", "lab/../../x", "https://evil.example/", "lab/%2e%2e/%2E%2E/x", "lab%2f..%2fx", "lab\\..\\x", "a b", "javascript:alert(1)"] {
+            #expect(EnvironmentEntry.path(basePath: base, requested: hostile) == "/user/a/b/lab", "\(hostile)")
+        }
+        // A network-path reference loses its leading slashes and stays a path inside the prefix.
+        #expect(EnvironmentEntry.path(basePath: base, requested: "//evil.example/x") == "/user/a/b/evil.example/x")
+    }
+
+    @Test func cookiesAreFoundAndRemovedByName() {
+        #expect(CookieHeader.value(named: "portal_session", in: "a=1; portal_session=xyz; b=2") == "xyz")
+        #expect(CookieHeader.value(named: "portal", in: "portal_session=xyz") == nil)
+        #expect(CookieHeader.removing(["portal_session"], from: "a=1; portal_session=xyz; b=2") == "a=1; b=2")
+        #expect(CookieHeader.removing(["portal_session", "portal_environment"], from: "portal_session=x;portal_environment=y") == nil)
+    }
+
+    @Test func requestHeadersAreRewrittenForTheServer() throws {
+        let fields: HTTPFields = [
+            .cookie: "portal_session=secret; _xsrf=abc", .connection: "keep-alive, X-Hop", HTTPField.Name("X-Hop")!: "1",
+            .authorization: "Basic ZXZpbA==", .transferEncoding: "chunked", HTTPField.Name("X-Forwarded-For")!: "6.6.6.6",
+            .accept: "text/html", HTTPField.Name("Keep-Alive")!: "timeout=5",
+        ]
+        let untrusted = ProxyHeaders.request(
+            method: "POST", target: "/user/a/b/api", authority: "portal.example", fields: fields,
+            client: .init(address: "10.0.0.9", trusted: false, scheme: "https"), authorization: "token t", dropCookies: [SessionCookie.name]
+        )
+        #expect(untrusted.method == .POST && untrusted.uri == "/user/a/b/api")
+        #expect(untrusted.headers["Host"] == ["portal.example"])
+        #expect(untrusted.headers["Cookie"] == ["_xsrf=abc"])
+        #expect(untrusted.headers["Authorization"] == ["token t"])
+        #expect(untrusted.headers["Transfer-Encoding"] == ["chunked"])
+        #expect(untrusted.headers["X-Hop"].isEmpty && untrusted.headers["Connection"].isEmpty && untrusted.headers["Keep-Alive"].isEmpty)
+        #expect(untrusted.headers["X-Forwarded-For"] == ["10.0.0.9"])
+        #expect(untrusted.headers["X-Forwarded-Proto"] == ["https"])
+        #expect(untrusted.headers["X-Forwarded-Host"] == ["portal.example"])
+        #expect(untrusted.headers["Accept"] == ["text/html"])
+        // A trusted reverse proxy's chain is extended, not replaced.
+        let trusted = ProxyHeaders.request(
+            method: "GET", target: "/", authority: "portal.example", fields: fields,
+            client: .init(address: "10.0.0.1", trusted: true, scheme: "https"), authorization: "token t", dropCookies: []
+        )
+        #expect(trusted.headers["X-Forwarded-For"] == ["6.6.6.6, 10.0.0.1"])
+    }
+
+    @Test func responseHeadersLoseHopByHopFields() {
+        var head = HTTPResponseHead(version: .http1_1, status: .ok)
+        head.headers.add(name: "Content-Type", value: "text/plain")
+        head.headers.add(name: "Connection", value: "keep-alive, X-Private")
+        head.headers.add(name: "X-Private", value: "1")
+        head.headers.add(name: "Transfer-Encoding", value: "chunked")
+        head.headers.add(name: "Set-Cookie", value: "jupyter=1; Path=/user/a/b/")
+        let response = ProxyHeaders.response(head)
+        #expect(response.status.code == 200)
+        #expect(response.headerFields[.contentType] == "text/plain")
+        #expect(response.headerFields[.setCookie] == "jupyter=1; Path=/user/a/b/")
+        #expect(response.headerFields[HTTPField.Name("X-Private")!] == nil)
+        #expect(response.headerFields[.transferEncoding] == nil && response.headerFields[.connection] == nil)
+    }
+
+    @Test func upstreamAddressesParse() {
+        #expect(UpstreamAddress("127.0.0.1:8888") == .tcp(host: "127.0.0.1", port: 8888))
+        #expect(UpstreamAddress("[::1]:8888") == .tcp(host: "::1", port: 8888))
+        #expect(UpstreamAddress("unix:/run/x.sock") == .unix(path: "/run/x.sock"))
+        #expect(UpstreamAddress("unix:relative") == nil)
+        #expect(UpstreamAddress("host:99999") == nil)
+    }
+
+    @Test func launchMarkersAreSealedAndExpire() throws {
+        let marker = LaunchMarker(box: try SecretBox(source: .value("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")))
+        let now = Date()
+        let sealed = try #require(marker.make(sessionToken: "token", now: now))
+        #expect(marker.open(sealed, now: now) == SessionToken.hash("token"))
+        #expect(marker.open(sealed, now: now.addingTimeInterval(121)) == nil)
+        var tampered = Array(sealed)
+        tampered[10] = tampered[10] == "A" ? "B" : "A"
+        #expect(marker.open(String(tampered), now: now) == nil)
+        let other = LaunchMarker(box: try SecretBox(source: .value("ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=")))
+        #expect(other.open(sealed, now: now) == nil)
+    }
+}
