@@ -9,10 +9,14 @@ extension EnvironmentProxy {
     /// Whether a request came to the separate environment origin (by its `Host`, or a trusted
     /// proxy's `X-Forwarded-Host`).
     func isEnvironmentOrigin(_ request: Request, _ context: PortalRequestContext) -> Bool {
+        isEnvironmentOrigin(authority: request.head.authority, forwardedHost: request.headers[.xForwardedHost], peer: context.remoteAddress)
+    }
+
+    func isEnvironmentOrigin(authority: String?, forwardedHost: String?, peer: String?) -> Bool {
         guard let environmentsURL else { return false }
-        var authority = request.head.authority
-        if resolver.isTrusted(context.remoteAddress), let forwarded = request.headers[.xForwardedHost] {
-            authority = forwarded.split(separator: ",").first.map { $0.trimmingWhitespaceSubstring() }
+        var authority = authority
+        if resolver.isTrusted(peer), let forwardedHost {
+            authority = forwardedHost.split(separator: ",").first.map { $0.trimmingWhitespaceSubstring() }
         }
         guard let authority = authority?.lowercased() else { return false }
         let host = environmentsURL.host

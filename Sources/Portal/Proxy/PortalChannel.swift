@@ -99,6 +99,14 @@ struct SpliceUpgrader: NIOTypedHTTPServerProtocolUpgrader {
         let pending = self.pending
         promise.completeWithTask {
             guard upgradeRequest.uri.hasPrefix("/user/") else { throw EnvironmentProxy.Refusal.notRunning }
+            let peer = channel.remoteAddress?.ipAddress
+            if proxy.environmentsURL != nil {
+                // With a separate environment origin, only that origin serves environments.
+                let onEnvironmentOrigin = proxy.isEnvironmentOrigin(
+                    authority: upgradeRequest.headers["host"].first, forwardedHost: upgradeRequest.headers["x-forwarded-host"].first, peer: peer
+                )
+                guard onEnvironmentOrigin else { throw EnvironmentProxy.Refusal.notRunning }
+            }
             let token = upgradeRequest.headers["cookie"].lazy.compactMap { CookieHeader.value(named: proxy.cookieName, in: $0) }.first
             let route = try await proxy.authorize(path: Substring(upgradeRequest.uri), token: token)
             guard let address = route.upstream else { throw EnvironmentProxy.Refusal.starting }
@@ -107,7 +115,6 @@ struct SpliceUpgrader: NIOTypedHTTPServerProtocolUpgrader {
             for (name, value) in upgradeRequest.headers where name.lowercased() != "host" {
                 if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
             }
-            let peer = channel.remoteAddress?.ipAddress
             let client = ProxyHeaders.Client(
                 address: peer, trusted: proxy.resolver.isTrusted(peer), scheme: proxy.resolver.isHTTPS(headers: fields, peer: peer) ? "https" : "http"
             )
