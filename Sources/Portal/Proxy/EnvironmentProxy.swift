@@ -127,8 +127,15 @@ struct EnvironmentProxy: Sendable {
     func client(_ request: Request, _ context: PortalRequestContext) -> ProxyHeaders.Client {
         ProxyHeaders.Client(
             address: context.remoteAddress, trusted: resolver.isTrusted(context.remoteAddress),
-            scheme: resolver.isHTTPS(headers: request.headers, peer: context.remoteAddress) ? "https" : "http"
+            scheme: scheme(forwardedProto: request.headers[.xForwardedProto], peer: context.remoteAddress)
         )
+    }
+
+    /// `https` or `http`, as the browser used it (a trusted proxy's `X-Forwarded-Proto`, else the public URL's).
+    func scheme(forwardedProto: String?, peer: String?) -> String {
+        var headers = HTTPFields()
+        if let forwardedProto { headers[.xForwardedProto] = forwardedProto }
+        return resolver.isHTTPS(headers: headers, peer: peer) ? "https" : "http"
     }
 
     /// What the browser (an HTML page) or a script (a JSON problem document) gets instead.

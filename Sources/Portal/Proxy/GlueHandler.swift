@@ -53,6 +53,12 @@ final class GlueHandler: ChannelDuplexHandler {
         if case ChannelEvent.inputClosed = event {
             partner?.context?.close(mode: .output, promise: nil)
         }
+        if event is ChannelShouldQuiesceEvent {
+            // The portal is shutting down: a WebSocket would keep it waiting for as long as the tab
+            // stays open. Close it; Jupyter's client reconnects (to the next portal) by itself.
+            context.close(promise: nil)
+            return
+        }
         context.fireUserInboundEventTriggered(event)
     }
 

@@ -38,6 +38,7 @@ struct PortalChannel: ServerChildChannel, HTTPChannelHandler {
             let splice = proxy.map { SpliceUpgrader(proxy: $0, logger: logger) }
             let upgrade = NIOTypedHTTPServerUpgradeConfiguration<UpgradeResult>(upgraders: splice.map { [$0] } ?? []) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let proxy { try channel.pipeline.syncOperations.addHandler(FastProxyHandler(proxy: proxy)) }
                     try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
                     try channel.pipeline.syncOperations.addHandler(HTTPUserEventHandler(logger: logger))
                     let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
@@ -110,16 +111,12 @@ struct SpliceUpgrader: NIOTypedHTTPServerProtocolUpgrader {
             let token = upgradeRequest.headers["cookie"].lazy.compactMap { CookieHeader.value(named: proxy.cookieName, in: $0) }.first
             let route = try await proxy.authorize(path: Substring(upgradeRequest.uri), token: token)
             guard let address = route.upstream else { throw EnvironmentProxy.Refusal.starting }
-            var fields = HTTPFields()
-            // As swift-http-types does for HTTP requests, `Host` travels as the authority.
-            for (name, value) in upgradeRequest.headers where name.lowercased() != "host" {
-                if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
-            }
             let client = ProxyHeaders.Client(
-                address: peer, trusted: proxy.resolver.isTrusted(peer), scheme: proxy.resolver.isHTTPS(headers: fields, peer: peer) ? "https" : "http"
+                address: peer, trusted: proxy.resolver.isTrusted(peer), scheme: proxy.scheme(forwardedProto: upgradeRequest.headers["x-forwarded-proto"].first, peer: peer)
             )
             let head = ProxyHeaders.request(
-                method: "GET", target: upgradeRequest.uri, authority: upgradeRequest.headers["host"].first, fields: fields, client: client,
+                method: "GET", target: upgradeRequest.uri, authority: upgradeRequest.headers["host"].first,
+                headers: upgradeRequest.headers.lazy.filter { $0.name.lowercased() != "host" }, client: client,
                 authorization: route.authorization, dropCookies: EnvironmentProxy.portalCookies
             )
             let (upstream, response) = try await Self.handshake(head, address: address, on: channel.eventLoop, timeout: proxy.pool.connectTimeout)

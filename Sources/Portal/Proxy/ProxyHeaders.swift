@@ -23,25 +23,39 @@ enum ProxyHeaders {
         var scheme: String
     }
 
-    /// The head to send upstream for a browser request.
+    /// The head to send upstream for a browser request (fields as swift-http-types has them).
     static func request(
         method: String, target: String, authority: String?, fields: HTTPFields, client: Client, authorization: String, dropCookies: Set<String>
     ) -> HTTPRequestHead {
-        let listed = connectionListed(fields[values: .connection])
+        request(
+            method: method, target: target, authority: authority, headers: fields.lazy.map { (name: $0.name.rawName, value: $0.value) }, client: client,
+            authorization: authorization, dropCookies: dropCookies
+        )
+    }
+
+    /// The head to send upstream for a browser request. `headers` must not contain `Host` (it
+    /// travels as `authority`).
+    static func request<Headers: Sequence>(
+        method: String, target: String, authority: String?, headers fields: Headers, client: Client, authorization: String, dropCookies: Set<String>
+    ) -> HTTPRequestHead where Headers.Element == (name: String, value: String) {
+        var listed = Set<String>()
+        for field in fields where field.name.lowercased() == "connection" { listed.formUnion(connectionListed([field.value])) }
         var headers = HTTPHeaders()
-        headers.reserveCapacity(fields.count + 4)
+        headers.reserveCapacity(16)
         if let authority { headers.add(name: "Host", value: authority) }
         var forwardedFor: String?
         var chunked = false
         var hasLength = false
         for field in fields {
-            let name = field.name.canonicalName
+            let name = field.name.lowercased()
             switch name {
             case "transfer-encoding":
                 chunked = chunked || field.value.lowercased().contains("chunked")
                 continue
             case "content-length":
                 hasLength = true
+            case "host", "expect":
+                continue  // the authority is added above; the portal answers for itself
             case "authorization", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip", "forwarded":
                 if name != "authorization", client.trusted { break }
                 continue  // replaced below; a browser cannot choose what the server sees
@@ -55,7 +69,7 @@ enum ProxyHeaders {
                 break
             }
             if hopByHop.contains(name) || listed.contains(name) { continue }
-            headers.add(name: field.name.rawName, value: field.value)
+            headers.add(name: field.name, value: field.value)
         }
         if chunked, !hasLength { headers.add(name: "Transfer-Encoding", value: "chunked") }
         headers.add(name: "Authorization", value: authorization)
@@ -70,14 +84,24 @@ enum ProxyHeaders {
         return HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: target, headers: headers)
     }
 
-    /// The response head for the browser: the upstream status and its end-to-end fields.
-    static func response(_ head: HTTPResponseHead) -> HTTPResponse {
-        let listed = connectionListed(head.headers[canonicalForm: "connection"].map(String.init))
-        var fields = HTTPFields()
-        fields.reserveCapacity(head.headers.count)
-        for (name, value) in head.headers {
+    /// The end-to-end fields of an upstream response, for the browser.
+    static func responseHeaders(_ headers: HTTPHeaders) -> HTTPHeaders {
+        let listed = connectionListed(headers[canonicalForm: "connection"].map(String.init))
+        var kept = HTTPHeaders()
+        kept.reserveCapacity(headers.count)
+        for (name, value) in headers {
             let lower = name.lowercased()
             if hopByHop.contains(lower) || listed.contains(lower) { continue }
+            kept.add(name: name, value: value)
+        }
+        return kept
+    }
+
+    /// The response head for the browser: the upstream status and its end-to-end fields.
+    static func response(_ head: HTTPResponseHead) -> HTTPResponse {
+        var fields = HTTPFields()
+        fields.reserveCapacity(head.headers.count)
+        for (name, value) in responseHeaders(head.headers) {
             guard let fieldName = HTTPField.Name(name) else { continue }
             fields.append(HTTPField(name: fieldName, value: value))
         }

@@ -34,10 +34,9 @@ final class SessionCache: Sendable {
 
     /// The live session for a cookie token in `scope`, or `nil`.
     func session(token: String, scope: Scope) async throws -> Entry? {
-        var key = SessionToken.hash(token)
-        key.append(scope == .portal ? 0 : 1)
+        if let entry = cached(token: token, scope: scope) { return entry }
+        let key = Self.key(token, scope)
         let now = ContinuousClock.now
-        if let entry = entries.withLock({ $0[key] }), entry.validUntil > now { return entry }
         let hash = ByteBuffer(data: SessionToken.hash(token))
         let rows = try await client.query(
             """
@@ -56,5 +55,18 @@ final class SessionCache: Sendable {
         }
         entries.withLock { _ = $0.removeValue(forKey: key) }
         return nil
+    }
+
+    /// The session for a cookie token if it is in memory and fresh (no database).
+    func cached(token: String, scope: Scope) -> Entry? {
+        let key = Self.key(token, scope)
+        guard let entry = entries.withLock({ $0[key] }), entry.validUntil > .now else { return nil }
+        return entry
+    }
+
+    private static func key(_ token: String, _ scope: Scope) -> Data {
+        var key = SessionToken.hash(token)
+        key.append(scope == .portal ? 0 : 1)
+        return key
     }
 }

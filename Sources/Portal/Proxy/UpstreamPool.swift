@@ -19,22 +19,26 @@ final class UpstreamConnection: Sendable {
     static func connect(
         to address: UpstreamAddress, on eventLoop: any EventLoop, timeout: TimeAmount,
         onResponseEnd: @escaping @Sendable (UpstreamConnection, Bool) -> Void
-    ) async throws -> UpstreamConnection {
-        let channel = try await address.connect(on: eventLoop, timeout: timeout) { channel in
+    ) -> EventLoopFuture<UpstreamConnection> {
+        address.connect(on: eventLoop, timeout: timeout) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHTTPClientHandlers()
                 try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
             }
-        }.get()
-        try await channel.setOption(ChannelOptions.autoRead, value: false).get()
-        return try await channel.eventLoop.submit {
+        }.flatMapThrowing { channel in
+            channel.eventLoop.preconditionInEventLoop()
+            // Reads happen only when a consumer wants them (back-pressure).
+            try channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
             let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
             let connection = UpstreamConnection(channel: channel, address: address, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
             // A cycle while the channel is open, broken when it closes (`UpstreamHandler.channelInactive`).
             handler.onResponseEnd = { reusable in onResponseEnd(connection, reusable) }
             return connection
-        }.get()
+        }
     }
+
+    /// The connection's handler, for the fast path (on the connection's event loop only).
+    var handlerOnLoop: UpstreamHandler { handler.value }
 
     /// Sends a request and waits for the response head. A request body is streamed from `body`,
     /// each part written once the previous one left, so a slow server slows the upload.
@@ -84,6 +88,13 @@ final class UpstreamPool: Sendable {
 
     /// An idle connection to `address` on `eventLoop`, or a new one; `reused` says which.
     func acquire(_ address: UpstreamAddress, on eventLoop: any EventLoop) async throws -> (connection: UpstreamConnection, reused: Bool) {
+        let found = idleConnection(address, on: eventLoop)
+        if let found { return (found, true) }
+        return (try await connect(address, on: eventLoop).get(), false)
+    }
+
+    /// An idle connection to `address` on `eventLoop`, if one is ready now.
+    func idleConnection(_ address: UpstreamAddress, on eventLoop: any EventLoop) -> UpstreamConnection? {
         let key = Key(address: address, loop: ObjectIdentifier(eventLoop))
         let now = ContinuousClock.now
         var stale = [UpstreamConnection]()
@@ -95,12 +106,15 @@ final class UpstreamPool: Sendable {
             return nil
         }
         for connection in stale { connection.channel.close(promise: nil) }
-        if let found { return (found, true) }
-        let connection = try await UpstreamConnection.connect(to: address, on: eventLoop, timeout: connectTimeout) { [weak self] connection, reusable in
+        return found
+    }
+
+    /// A new connection to `address` on `eventLoop`, returned to the pool after each response.
+    func connect(_ address: UpstreamAddress, on eventLoop: any EventLoop) -> EventLoopFuture<UpstreamConnection> {
+        UpstreamConnection.connect(to: address, on: eventLoop, timeout: connectTimeout) { [weak self] connection, reusable in
             guard reusable, let self else { return connection.channel.close(promise: nil) }
             self.release(connection)
         }
-        return (connection, false)
     }
 
     private func release(_ connection: UpstreamConnection) {
