@@ -112,6 +112,8 @@ enum ProxyHeaders {
     private static func connectionListed<S: Sequence>(_ values: S) -> Set<String> where S.Element: StringProtocol {
         var names = Set<String>()
         for value in values {
+            let plain = value.lowercased()
+            if plain == "keep-alive" || plain == "close" || plain == "upgrade" { continue }  // the usual case: nothing listed
             for token in value.split(separator: ",") {
                 let name = token.trimmingCharacters(in: .whitespaces).lowercased()
                 if !name.isEmpty, name != "close", name != "keep-alive", name != "upgrade" { names.insert(name) }
@@ -123,12 +125,19 @@ enum ProxyHeaders {
 
 /// `Cookie` request headers (RFC 6265 §4.2): `name=value` pairs separated by `; `.
 enum CookieHeader {
-    /// The value of the first cookie called `name` in `header`.
+    /// The value of the first cookie called `name` in `header` (scanned in place: it runs on every
+    /// proxied request).
     static func value(named name: String, in header: String) -> String? {
-        for pair in header.split(separator: ";") {
-            let trimmed = pair.drop { $0 == " " }
-            guard let equals = trimmed.firstIndex(of: "="), trimmed[..<equals] == name else { continue }
-            return String(trimmed[trimmed.index(after: equals)...])
+        let bytes = header.utf8
+        let wanted = name.utf8
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            while index < bytes.endIndex, bytes[index] == UInt8(ascii: " ") { index = bytes.index(after: index) }
+            let pairEnd = bytes[index...].firstIndex(of: UInt8(ascii: ";")) ?? bytes.endIndex
+            if let equals = bytes[index..<pairEnd].firstIndex(of: UInt8(ascii: "=")), bytes[index..<equals].elementsEqual(wanted) {
+                return String(header[bytes.index(after: equals)..<pairEnd])
+            }
+            index = pairEnd == bytes.endIndex ? pairEnd : bytes.index(after: pairEnd)
         }
         return nil
     }
