@@ -81,91 +81,91 @@ struct ProxyTests {
         proxy.cullInterval = .seconds(2)
         proxy.activityInterval = .seconds(1)
         try await PortalHarness.withPortal(environments: try Self.environments(idleTimeout: "1m", memory: "768MiB"), proxy: proxy) { client, db in
-          try await Self.removingContainers(db) {
-            let port = try #require(client.port)
-            let signed = try PortalHarness.signAll([
-                ("https://portal.example.ac.uk/lti/launch", IndependentSigner.launchParameters(user: "proxy-a", context: "TM351-25J")),
-                ("https://portal.example.ac.uk/lti/launch", IndependentSigner.launchParameters(user: "proxy-b", context: "OTHER-1")),
-            ])
-            let launchA = try await PortalHarness.post(client, body: signed[0].body)
-            let launchB = try await PortalHarness.post(client, body: signed[1].body)
-            let cookieA = "portal_session=\(try #require(PortalHarness.sessionToken(launchA)))"
-            let cookieB = "portal_session=\(try #require(PortalHarness.sessionToken(launchB)))"
-            var received = [String]()  // everything A's browser got, to look for the server's token
+            try await Self.removingContainers(db) {
+                let port = try #require(client.port)
+                let signed = try PortalHarness.signAll([
+                    ("https://portal.example.ac.uk/lti/launch", IndependentSigner.launchParameters(user: "proxy-a", context: "TM351-25J")),
+                    ("https://portal.example.ac.uk/lti/launch", IndependentSigner.launchParameters(user: "proxy-b", context: "OTHER-1")),
+                ])
+                let launchA = try await PortalHarness.post(client, body: signed[0].body)
+                let launchB = try await PortalHarness.post(client, body: signed[1].body)
+                let cookieA = "portal_session=\(try #require(PortalHarness.sessionToken(launchA)))"
+                let cookieB = "portal_session=\(try #require(PortalHarness.sessionToken(launchB)))"
+                var received = [String]()  // everything A's browser got, to look for the server's token
 
-            // Progress, then straight into JupyterLab.
-            let entry = try await Self.enter(client, cookie: cookieA, location: try #require(launchA.headers[.location]))
-            #expect(entry.hasPrefix("/user/"))
-            #expect(entry.hasSuffix("/lab"))
-            let base = String(entry.dropLast("lab".count))
-            let lab = try await client.execute(uri: entry, method: .get, headers: [.cookie: cookieA, .accept: "text/html"])
-            #expect(lab.status == .ok)
-            #expect(String(buffer: lab.body).contains("jupyter-config-data"))
-            received.append(String(buffer: lab.body) + "\(lab.headers)")
+                // Progress, then straight into JupyterLab.
+                let entry = try await Self.enter(client, cookie: cookieA, location: try #require(launchA.headers[.location]))
+                #expect(entry.hasPrefix("/user/"))
+                #expect(entry.hasSuffix("/lab"))
+                let base = String(entry.dropLast("lab".count))
+                let lab = try await client.execute(uri: entry, method: .get, headers: [.cookie: cookieA, .accept: "text/html"])
+                #expect(lab.status == .ok)
+                #expect(String(buffer: lab.body).contains("jupyter-config-data"))
+                received.append(String(buffer: lab.body) + "\(lab.headers)")
 
-            // A contents API round trip.
-            let json: HTTPFields = [.cookie: cookieA, .contentType: "application/json"]
-            let put = try await client.execute(
-                uri: base + "api/contents/hello.txt", method: .put, headers: json,
-                body: ByteBuffer(string: #"{"type": "file", "format": "text", "content": "hello through the portal"}"#)
-            )
-            #expect(put.status == .created)
-            let get = try await client.execute(uri: base + "api/contents/hello.txt", method: .get, headers: [.cookie: cookieA])
-            #expect(String(buffer: get.body).contains("hello through the portal"))
-            received += [String(buffer: put.body), String(buffer: get.body), "\(get.headers)"]
+                // A contents API round trip.
+                let json: HTTPFields = [.cookie: cookieA, .contentType: "application/json"]
+                let put = try await client.execute(
+                    uri: base + "api/contents/hello.txt", method: .put, headers: json,
+                    body: ByteBuffer(string: #"{"type": "file", "format": "text", "content": "hello through the portal"}"#)
+                )
+                #expect(put.status == .created)
+                let get = try await client.execute(uri: base + "api/contents/hello.txt", method: .get, headers: [.cookie: cookieA])
+                #expect(String(buffer: get.body).contains("hello through the portal"))
+                received += [String(buffer: put.body), String(buffer: get.body), "\(get.headers)"]
 
-            // A kernel runs code over a WebSocket through the portal.
-            let url = "http://127.0.0.1:\(port)\(base)"
-            let run = try PythonTool.run("jupyter_ws.py", ["execute", url, cookieA])
-            #expect(run.contains(#""output": "42\n""#))
-            #expect(run.contains(#""subprotocol": "v1.kernel.websocket.jupyter.org""#))
+                // A kernel runs code over a WebSocket through the portal.
+                let url = "http://127.0.0.1:\(port)\(base)"
+                let run = try PythonTool.run("jupyter_ws.py", ["execute", url, cookieA])
+                #expect(run.contains(#""output": "42\n""#))
+                #expect(run.contains(#""subprotocol": "v1.kernel.websocket.jupyter.org""#))
 
-            // 50 MB up and down, intact.
-            var bytes = [UInt8](repeating: 0, count: 50 << 20)
-            var generator = SystemRandomNumberGenerator()
-            for index in stride(from: 0, to: bytes.count, by: 8) {
-                withUnsafeBytes(of: generator.next() as UInt64) { bytes.replaceSubrange(index..<index + 8, with: $0) }
+                // 50 MB up and down, intact.
+                var bytes = [UInt8](repeating: 0, count: 50 << 20)
+                var generator = SystemRandomNumberGenerator()
+                for index in stride(from: 0, to: bytes.count, by: 8) {
+                    withUnsafeBytes(of: generator.next() as UInt64) { bytes.replaceSubrange(index..<index + 8, with: $0) }
+                }
+                let upload = #"{"type": "file", "format": "base64", "content": "\#(Data(bytes).base64EncodedString())"}"#
+                let stored = try await client.execute(uri: base + "api/contents/big.bin", method: .put, headers: json, body: ByteBuffer(string: upload))
+                #expect(stored.status == .created)
+                let download = try await client.execute(uri: base + "files/big.bin", method: .get, headers: [.cookie: cookieA])
+                #expect(download.status == .ok)
+                #expect(download.body.readableBytes == bytes.count)
+                #expect(SHA256.hash(data: Data(buffer: download.body)) == SHA256.hash(data: bytes))
+
+                // Student B and nobody at all get nowhere, over HTTP or WebSocket.
+                let other = try await client.execute(uri: entry, method: .get, headers: [.cookie: cookieB, .accept: "text/html"])
+                #expect(other.status == .forbidden)
+                #expect(String(buffer: other.body).contains("This is not your environment"))
+                let otherAPI = try await client.execute(uri: base + "api/contents/hello.txt", method: .get, headers: [.cookie: cookieB])
+                #expect(otherAPI.status == .forbidden)
+                #expect(otherAPI.headers[.contentType] == "application/problem+json")
+                let nobody = try await client.execute(uri: entry, method: .get, headers: [.accept: "text/html"])
+                #expect(nobody.status == .forbidden)
+                #expect(String(buffer: nobody.body).contains("Please start from your course"))
+                #expect(try PythonTool.run("jupyter_ws.py", ["handshake", url, cookieB]).contains(#""status": 403"#))
+                #expect(try PythonTool.run("jupyter_ws.py", ["handshake", url, "-"]).contains(#""status": 403"#))
+                // The owner gets through to the server, which answers for itself (no such kernel).
+                #expect(try PythonTool.run("jupyter_ws.py", ["handshake", url, cookieA]).contains(#""status": 404"#))
+
+                // The server's token is in nothing the browser received.
+                let token = try await Self.token(db)
+                #expect(token.count > 20)
+                for text in received { #expect(!text.contains(token)) }
+
+                // Left alone, the environment is stopped by the idle culler, which records why.
+                let deadline = ContinuousClock.now + .seconds(120)
+                while ContinuousClock.now < deadline {
+                    if try await TestDatabase.count(db, "SELECT count(*) FROM environments WHERE state = 'stopped' AND stop_reason = 'idle'") == 1 { break }
+                    try await Task.sleep(for: .seconds(1))
+                }
+                #expect(try await TestDatabase.count(db, "SELECT count(*) FROM environments WHERE state = 'stopped' AND stop_reason = 'idle'") == 1)
+                #expect(try await TestDatabase.count(db, "SELECT count(*) FROM environments WHERE last_activity_at > ready_at") == 1)
+                let stopped = try await client.execute(uri: entry, method: .get, headers: [.cookie: cookieA, .accept: "text/html"])
+                #expect(stopped.status == .notFound)
+                #expect(String(buffer: stopped.body).contains("Your environment has stopped"))
             }
-            let upload = #"{"type": "file", "format": "base64", "content": "\#(Data(bytes).base64EncodedString())"}"#
-            let stored = try await client.execute(uri: base + "api/contents/big.bin", method: .put, headers: json, body: ByteBuffer(string: upload))
-            #expect(stored.status == .created)
-            let download = try await client.execute(uri: base + "files/big.bin", method: .get, headers: [.cookie: cookieA])
-            #expect(download.status == .ok)
-            #expect(download.body.readableBytes == bytes.count)
-            #expect(SHA256.hash(data: Data(buffer: download.body)) == SHA256.hash(data: bytes))
-
-            // Student B and nobody at all get nowhere, over HTTP or WebSocket.
-            let other = try await client.execute(uri: entry, method: .get, headers: [.cookie: cookieB, .accept: "text/html"])
-            #expect(other.status == .forbidden)
-            #expect(String(buffer: other.body).contains("This is not your environment"))
-            let otherAPI = try await client.execute(uri: base + "api/contents/hello.txt", method: .get, headers: [.cookie: cookieB])
-            #expect(otherAPI.status == .forbidden)
-            #expect(otherAPI.headers[.contentType] == "application/problem+json")
-            let nobody = try await client.execute(uri: entry, method: .get, headers: [.accept: "text/html"])
-            #expect(nobody.status == .forbidden)
-            #expect(String(buffer: nobody.body).contains("Please start from your course"))
-            #expect(try PythonTool.run("jupyter_ws.py", ["handshake", url, cookieB]).contains(#""status": 403"#))
-            #expect(try PythonTool.run("jupyter_ws.py", ["handshake", url, "-"]).contains(#""status": 403"#))
-            // The owner gets through to the server, which answers for itself (no such kernel).
-            #expect(try PythonTool.run("jupyter_ws.py", ["handshake", url, cookieA]).contains(#""status": 404"#))
-
-            // The server's token is in nothing the browser received.
-            let token = try await Self.token(db)
-            #expect(token.count > 20)
-            for text in received { #expect(!text.contains(token)) }
-
-            // Left alone, the environment is stopped by the idle culler, which records why.
-            let deadline = ContinuousClock.now + .seconds(120)
-            while ContinuousClock.now < deadline {
-                if try await TestDatabase.count(db, "SELECT count(*) FROM environments WHERE state = 'stopped' AND stop_reason = 'idle'") == 1 { break }
-                try await Task.sleep(for: .seconds(1))
-            }
-            #expect(try await TestDatabase.count(db, "SELECT count(*) FROM environments WHERE state = 'stopped' AND stop_reason = 'idle'") == 1)
-            #expect(try await TestDatabase.count(db, "SELECT count(*) FROM environments WHERE last_activity_at > ready_at") == 1)
-            let stopped = try await client.execute(uri: entry, method: .get, headers: [.cookie: cookieA, .accept: "text/html"])
-            #expect(stopped.status == .notFound)
-            #expect(String(buffer: stopped.body).contains("Your environment has stopped"))
-          }
         }
     }
 
@@ -182,49 +182,49 @@ struct ProxyTests {
         var proxy = PortalConfiguration.ProxyConfiguration()
         proxy.environmentsURL = try #require(PublicURL("http://env.portal.test"))
         try await PortalHarness.withPortal(publicURL: "http://portal.test", environments: try Self.environments(), proxy: proxy) { client, db in
-          try await Self.removingContainers(db) {
-            let port = try #require(client.port)
-            let signed = try PortalHarness.sign(url: "http://portal.test/lti/launch", params: IndependentSigner.launchParameters(user: "origin-a"))
-            let launch = try await PortalHarness.post(client, body: signed.body)
-            let setCookie = try #require(launch.headers[.setCookie])
-            #expect(setCookie.contains("SameSite=Lax") && !setCookie.contains("Secure"))  // plain http: no Secure, no SameSite=None
-            let cookie = "portal_session=\(try #require(PortalHarness.sessionToken(launch)))"
+            try await Self.removingContainers(db) {
+                let port = try #require(client.port)
+                let signed = try PortalHarness.sign(url: "http://portal.test/lti/launch", params: IndependentSigner.launchParameters(user: "origin-a"))
+                let launch = try await PortalHarness.post(client, body: signed.body)
+                let setCookie = try #require(launch.headers[.setCookie])
+                #expect(setCookie.contains("SameSite=Lax") && !setCookie.contains("Secure"))  // plain http: no Secure, no SameSite=None
+                let cookie = "portal_session=\(try #require(PortalHarness.sessionToken(launch)))"
 
-            var handover = ""
-            let deadline = ContinuousClock.now + .seconds(120)
-            while ContinuousClock.now < deadline, handover.isEmpty {
-                let home = try await Self.fetch(port: port, host: "portal.test", "/home?enter=1", cookie: cookie, html: true)
-                if home.status == .seeOther, let location = home.headers["Location"].first { handover = location } else { try await Task.sleep(for: .milliseconds(500)) }
+                var handover = ""
+                let deadline = ContinuousClock.now + .seconds(120)
+                while ContinuousClock.now < deadline, handover.isEmpty {
+                    let home = try await Self.fetch(port: port, host: "portal.test", "/home?enter=1", cookie: cookie, html: true)
+                    if home.status == .seeOther, let location = home.headers["Location"].first { handover = location } else { try await Task.sleep(for: .milliseconds(500)) }
+                }
+                #expect(handover.hasPrefix("http://env.portal.test/_portal/enter?code="))
+                let path = String(handover.dropFirst("http://env.portal.test".count))
+                var base = ""
+                for try await value in try await db.query("SELECT base_path FROM environments").decode(String.self) { base = value }
+
+                // The portal's origin serves no environment content.
+                let onPortal = try await Self.fetch(port: port, host: "portal.test", base + "lab", cookie: cookie, html: true)
+                #expect(onPortal.status == .seeOther && onPortal.headers["Location"].first == "/home?enter=1")
+                #expect(try await Self.fetch(port: port, host: "portal.test", base + "api/status", cookie: cookie).status == .notFound)
+
+                // The code opens a session of the environment origin, once.
+                let enter = try await Self.fetch(port: port, host: "env.portal.test", path)
+                #expect(enter.status == .seeOther)
+                #expect(enter.headers["Location"].first == base + "lab")
+                let environmentCookie = try #require(enter.headers["Set-Cookie"].first)
+                #expect(environmentCookie.hasPrefix("portal_environment=") && environmentCookie.contains("HttpOnly"))
+                #expect(try await Self.fetch(port: port, host: "env.portal.test", path).status == .forbidden)
+                let envCookie = String(environmentCookie.prefix { $0 != ";" })
+                let lab = try await Self.fetch(port: port, host: "env.portal.test", base + "lab", cookie: envCookie, html: true)
+                #expect(lab.status == .ok)
+                #expect(lab.body.contains("jupyter-config-data"))
+
+                // Each origin's session is worth nothing on the other; portal pages are not served there.
+                #expect(try await Self.fetch(port: port, host: "env.portal.test", base + "api/status", cookie: cookie).status == .forbidden)
+                let envToken = envCookie.dropFirst("portal_environment=".count)
+                #expect(try await Self.fetch(port: port, host: "portal.test", "/home", cookie: "portal_session=\(envToken)").status == .unauthorized)
+                #expect(try await Self.fetch(port: port, host: "env.portal.test", "/home", cookie: envCookie).status == .notFound)
+                #expect(try await Self.fetch(port: port, host: "env.portal.test", "/environment/status", cookie: envCookie).status == .notFound)
             }
-            #expect(handover.hasPrefix("http://env.portal.test/_portal/enter?code="))
-            let path = String(handover.dropFirst("http://env.portal.test".count))
-            var base = ""
-            for try await value in try await db.query("SELECT base_path FROM environments").decode(String.self) { base = value }
-
-            // The portal's origin serves no environment content.
-            let onPortal = try await Self.fetch(port: port, host: "portal.test", base + "lab", cookie: cookie, html: true)
-            #expect(onPortal.status == .seeOther && onPortal.headers["Location"].first == "/home?enter=1")
-            #expect(try await Self.fetch(port: port, host: "portal.test", base + "api/status", cookie: cookie).status == .notFound)
-
-            // The code opens a session of the environment origin, once.
-            let enter = try await Self.fetch(port: port, host: "env.portal.test", path)
-            #expect(enter.status == .seeOther)
-            #expect(enter.headers["Location"].first == base + "lab")
-            let environmentCookie = try #require(enter.headers["Set-Cookie"].first)
-            #expect(environmentCookie.hasPrefix("portal_environment=") && environmentCookie.contains("HttpOnly"))
-            #expect(try await Self.fetch(port: port, host: "env.portal.test", path).status == .forbidden)
-            let envCookie = String(environmentCookie.prefix { $0 != ";" })
-            let lab = try await Self.fetch(port: port, host: "env.portal.test", base + "lab", cookie: envCookie, html: true)
-            #expect(lab.status == .ok)
-            #expect(lab.body.contains("jupyter-config-data"))
-
-            // Each origin's session is worth nothing on the other; portal pages are not served there.
-            #expect(try await Self.fetch(port: port, host: "env.portal.test", base + "api/status", cookie: cookie).status == .forbidden)
-            let envToken = envCookie.dropFirst("portal_environment=".count)
-            #expect(try await Self.fetch(port: port, host: "portal.test", "/home", cookie: "portal_session=\(envToken)").status == .unauthorized)
-            #expect(try await Self.fetch(port: port, host: "env.portal.test", "/home", cookie: envCookie).status == .notFound)
-            #expect(try await Self.fetch(port: port, host: "env.portal.test", "/environment/status", cookie: envCookie).status == .notFound)
-          }
         }
     }
 }
