@@ -99,3 +99,26 @@ struct ProxyUnitTests {
         #expect(other.open(sealed, now: now) == nil)
     }
 }
+
+@Suite("Route table")
+struct RouteTableTests {
+    @Test func aMissIsRememberedBrieflyAndForgottenWhenTheEnvironmentAppears() {
+        let table = RouteTable()
+        #expect(!table.recentlyMissing("/user/a/b/"))
+        table.noteMissing("/user/a/b/")
+        #expect(table.recentlyMissing("/user/a/b/"))
+        let route = ProxyRoute(
+            environmentID: 7, userID: 1, courseID: 2, basePath: "/user/a/b/", state: "ready", upstream: UpstreamAddress("127.0.0.1:9"), token: "t",
+            lastActivity: 0
+        )
+        table.update(environmentID: 7, basePath: "/user/a/b/", route: route)
+        #expect(!table.recentlyMissing("/user/a/b/"))
+        #expect(table.route(forPath: "/user/a/b/lab")?.environmentID == 7)
+        #expect(table.route(forPath: "/user/a/b")?.environmentID == 7)
+        // A stop of another environment at the same path does not remove the live one.
+        table.update(environmentID: 6, basePath: "/user/a/b/", route: nil)
+        #expect(table.route(forPath: "/user/a/b/lab")?.environmentID == 7)
+        table.update(environmentID: 7, basePath: "/user/a/b/", route: nil)
+        #expect(table.route(forPath: "/user/a/b/lab") == nil)
+    }
+}

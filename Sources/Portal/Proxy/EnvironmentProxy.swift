@@ -58,8 +58,14 @@ struct EnvironmentProxy: Sendable {
         if route?.isServing != true, let prefix = ProxyRoute.prefix(of: path) {
             // Not known here yet (another replica started it a moment ago) or not ready when last heard of.
             let basePath = prefix.hasSuffix("/") ? String(prefix) : prefix + "/"
-            route = try await listener.store.live(basePath: basePath)
-            if let route { routes.update(environmentID: route.environmentID, basePath: basePath, route: route) }
+            if route != nil || !routes.recentlyMissing(basePath) {
+                route = try await listener.store.live(basePath: basePath)
+                if let route {
+                    routes.update(environmentID: route.environmentID, basePath: basePath, route: route)
+                } else {
+                    routes.noteMissing(basePath)
+                }
+            }
         }
         guard let route else {
             let owner = ProxyRoute.prefix(of: path)?.split(separator: "/").dropFirst().first

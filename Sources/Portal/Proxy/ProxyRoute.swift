@@ -65,6 +65,23 @@ final class ProxyRoute: Sendable {
 /// without touching the database. ``RouteListener`` keeps it current from PostgreSQL.
 final class RouteTable: Sendable {
     private let routes = Mutex<[Substring: ProxyRoute]>([:])
+    /// Base paths the database said have no live environment, and when: an open JupyterLab tab
+    /// keeps polling a stopped environment, and those polls need not each ask the database.
+    private let misses = Mutex<[Substring: ContinuousClock.Instant]>([:])
+    static let missLifetime = Duration.seconds(2)
+
+    /// Whether `basePath` was found not live less than ``missLifetime`` ago.
+    func recentlyMissing(_ basePath: String) -> Bool {
+        misses.withLock { $0[Substring(basePath)].map { ContinuousClock.now - $0 < Self.missLifetime } ?? false }
+    }
+
+    /// Notes that the database has no live environment at `basePath` now.
+    func noteMissing(_ basePath: String) {
+        misses.withLock { table in
+            if table.count > 10_000 { table.removeAll(keepingCapacity: true) }
+            table[Substring(basePath)] = .now
+        }
+    }
 
     /// The route for a request path, if its environment is live and known here.
     func route(forPath path: Substring) -> ProxyRoute? {
@@ -89,6 +106,7 @@ final class RouteTable: Sendable {
 
     /// Adds or replaces one route, or removes the environment's route when `route` is `nil`.
     func update(environmentID: Int64, basePath: String?, route: ProxyRoute?) {
+        if let route { misses.withLock { _ = $0.removeValue(forKey: Substring(route.basePath)) } }
         routes.withLock { table in
             if let route {
                 if let old = table[Substring(route.basePath)], old.environmentID == route.environmentID {
