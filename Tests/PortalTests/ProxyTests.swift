@@ -227,4 +227,26 @@ struct ProxyTests {
             }
         }
     }
+
+    @Test(.enabled(if: TestEnvironment.hasProcessEngine))
+    func aSandboxedProcessEnvironmentIsReachedThroughItsUnixSocket() async throws {
+        var environments = try Self.environments()
+        environments.engine = .process
+        environments.venv = try #require(TestEnvironment.processVenv)
+        try await PortalHarness.withPortal(environments: environments) { client, db in
+            let port = try #require(client.port)
+            let signed = try PortalHarness.sign(params: IndependentSigner.launchParameters(user: "process-a"))
+            let launch = try await PortalHarness.post(client, body: signed.body)
+            let cookie = "portal_session=\(try #require(PortalHarness.sessionToken(launch)))"
+            let entry = try await Self.enter(client, cookie: cookie, location: try #require(launch.headers[.location]))
+            var upstream = ""
+            for try await value in try await db.query("SELECT upstream FROM environments WHERE state = 'ready'").decode(String.self) { upstream = value }
+            #expect(upstream.hasPrefix("unix:/"))
+            let lab = try await client.execute(uri: entry, method: .get, headers: [.cookie: cookie, .accept: "text/html"])
+            #expect(lab.status == .ok)
+            #expect(String(buffer: lab.body).contains("jupyter-config-data"))
+            let run = try PythonTool.run("jupyter_ws.py", ["execute", "http://127.0.0.1:\(port)\(entry.dropLast("lab".count))", cookie])
+            #expect(run.contains(#""output": "42\n""#))
+        }
+    }
 }
