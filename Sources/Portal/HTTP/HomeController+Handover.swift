@@ -37,11 +37,7 @@ extension HomeController {
         guard let code = request.uri.queryParameters["code"].map(String.init), code.count <= 128,
             let (token, scope, next) = try await handover.store.redeem(code), scope == .portal
         else {
-            return pages.response(
-                "environment_unavailable",
-                PageModel.Unavailable(heading: "This link has expired", message: "It works once and only for a short while. Open the activity from your course page again."),
-                status: .forbidden
-            )
+            return pages.response("environment_unavailable", PageModel.Unavailable.expiredLink, status: .forbidden)
         }
         var response = Response(status: .seeOther, headers: [.location: next, .cacheControl: "no-store", .referrerPolicy: "no-referrer"])
         response.setCookie(

@@ -35,7 +35,12 @@ struct LaunchURLResolver: Sendable {
 
     /// Whether the browser reached the portal over https (for the cookie's Secure flag).
     func isHTTPS(headers: HTTPFields, peer: String?) -> Bool {
-        if isTrusted(peer), let proto = Self.first(headers[.xForwardedProto]) { return proto.lowercased() == "https" }
+        isHTTPS(forwardedProto: headers[.xForwardedProto], peer: peer)
+    }
+
+    /// The same, from the value of `X-Forwarded-Proto` (the proxy reads it from NIO's headers).
+    func isHTTPS(forwardedProto: String?, peer: String?) -> Bool {
+        if isTrusted(peer), let proto = Self.first(forwardedProto) { return proto.lowercased() == "https" }
         return publicURL.isHTTPS
     }
 

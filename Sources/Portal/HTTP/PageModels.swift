@@ -53,6 +53,12 @@ extension PageModel {
         /// Whether to link to the progress page (the environment is starting).
         var progress: Bool = false
         var returnURL: String?
+
+        /// A one-time hand-over link that was used already or is too old.
+        static let expiredLink = Unavailable(
+            heading: "This link has expired",
+            message: "Links like this work once and only for a short while. Open the activity from your course page again."
+        )
     }
 }
 

@@ -29,11 +29,11 @@ extension EnvironmentProxy {
     /// portal origin for this origin's session cookie, then goes into the environment.
     func enter(_ request: Request, context: PortalRequestContext) async -> Response {
         guard let code = request.uri.queryParameters["code"].map(String.init), !code.isEmpty, code.count <= 128 else {
-            return expired(request)
+            return expired
         }
         do {
             guard let (token, scope, next) = try await handovers.redeem(code), scope == .environments, let environmentsURL else {
-                return expired(request)
+                return expired
             }
             var response = Response(status: .seeOther, headers: [.location: next, .cacheControl: "no-store", .referrerPolicy: "no-referrer"])
             response.setCookie(
@@ -42,15 +42,11 @@ extension EnvironmentProxy {
             return response
         } catch {
             context.logger.error("hand-over failed", metadata: ["error": "\(String(reflecting: error))"])
-            return problem(.serviceUnavailable, "The portal could not open your environment just now. Nothing was lost; try again in a moment.", request: request)
+            return problem(.serviceUnavailable, "The portal could not open your environment just now. Nothing was lost; try again in a moment.")
         }
     }
 
-    private func expired(_ request: Request) -> Response {
-        pages.response(
-            "environment_unavailable",
-            PageModel.Unavailable(heading: "This link has expired", message: "Links into an environment work once and only for a short while. Open the activity from your course page again."),
-            status: .forbidden
-        )
+    private var expired: Response {
+        pages.response("environment_unavailable", PageModel.Unavailable.expiredLink, status: .forbidden)
     }
 }

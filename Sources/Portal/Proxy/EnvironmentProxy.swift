@@ -22,13 +22,52 @@ struct EnvironmentProxy: Sendable {
         /// The server did not answer.
         case upstreamDown
 
-        /// The status a script (or a WebSocket client) gets.
+        /// The status a browser, a script or a WebSocket client gets.
         var status: HTTPResponse.Status {
             switch self {
             case .noSession, .forbidden: .forbidden
             case .notRunning: .notFound
             case .starting: .serviceUnavailable
             case .upstreamDown: .badGateway
+            }
+        }
+
+        /// What a script is told.
+        var detail: String {
+            switch self {
+            case .noSession: "No portal session: open the activity from your course page."
+            case .forbidden: "This environment is not yours."
+            case .notRunning: "Your environment is not running; launch it again from your course."
+            case .starting: "Your environment is starting."
+            case .upstreamDown: "Your environment is not answering."
+            }
+        }
+
+        /// The page a browser gets; `nil` while starting (the browser goes to the progress page).
+        var page: PageModel.Unavailable? {
+            switch self {
+            case .noSession:
+                PageModel.Unavailable(
+                    heading: "Please start from your course",
+                    message: "Open this activity from your course page in the VLE; you will be signed in and taken to your environment."
+                )
+            case .forbidden:
+                PageModel.Unavailable(
+                    heading: "This is not your environment", message: "Open the activity from your own course page in the VLE to reach your environment."
+                )
+            case .notRunning:
+                PageModel.Unavailable(
+                    heading: "Your environment has stopped",
+                    message: "Environments stop after a while without use. Open the activity from your course page again to start it; your files are kept."
+                )
+            case .starting:
+                nil
+            case .upstreamDown:
+                PageModel.Unavailable(
+                    heading: "Your environment is not answering",
+                    message: "It may be busy or restarting. Wait a moment and reload this page; if it keeps happening, stop it from the progress page and launch it again.",
+                    progress: true
+                )
             }
         }
     }
@@ -111,7 +150,7 @@ struct EnvironmentProxy: Sendable {
             return self.response(for: .upstreamDown, request: request)
         } catch {
             context.logger.error("proxying failed", metadata: ["path": "\(request.uri.path)", "error": "\(String(reflecting: error))"])
-            return problem(.serviceUnavailable, "The portal could not check your access just now. Nothing was lost; try again in a moment.", request: request)
+            return problem(.serviceUnavailable, "The portal could not check your access just now. Nothing was lost; try again in a moment.")
         }
     }
 
@@ -139,55 +178,23 @@ struct EnvironmentProxy: Sendable {
 
     /// `https` or `http`, as the browser used it (a trusted proxy's `X-Forwarded-Proto`, else the public URL's).
     func scheme(forwardedProto: String?, peer: String?) -> String {
-        var headers = HTTPFields()
-        if let forwardedProto { headers[.xForwardedProto] = forwardedProto }
-        return resolver.isHTTPS(headers: headers, peer: peer) ? "https" : "http"
+        resolver.isHTTPS(forwardedProto: forwardedProto, peer: peer) ? "https" : "http"
     }
 
     /// What the browser (an HTML page) or a script (a JSON problem document) gets instead.
     func response(for refusal: Refusal, request: Request) -> Response {
-        let page = Self.wantsPage(method: request.method.rawValue, accept: request.headers[.accept])
-        switch refusal {
-        case .noSession:
-            guard page else { return problem(.forbidden, "No portal session: open the activity from your course page.", request: request) }
-            return pages.response(
-                "environment_unavailable",
-                PageModel.Unavailable(heading: "Please start from your course", message: "Open this activity from your course page in the VLE; you will be signed in and taken to your environment."),
-                status: .forbidden
-            )
-        case .forbidden:
-            guard page else { return problem(.forbidden, "This environment is not yours.", request: request) }
-            return pages.response(
-                "environment_unavailable",
-                PageModel.Unavailable(heading: "This is not your environment", message: "Open the activity from your own course page in the VLE to reach your environment."),
-                status: .forbidden
-            )
-        case .notRunning:
-            guard page else { return problem(.notFound, "Your environment is not running; launch it again from your course.", request: request) }
-            return pages.response(
-                "environment_unavailable",
-                PageModel.Unavailable(heading: "Your environment has stopped", message: "Environments stop after a while without use. Open the activity from your course page again to start it; your files are kept."),
-                status: .notFound
-            )
-        case .starting:
-            guard page else {
-                var response = problem(.serviceUnavailable, "Your environment is starting.", request: request)
-                response.headers[.retryAfter] = "2"
-                return response
-            }
-            return Response(status: .seeOther, headers: [.location: "/home", .cacheControl: "no-store"])
-        case .upstreamDown:
-            guard page else { return problem(.badGateway, "Your environment is not answering.", request: request) }
-            return pages.response(
-                "environment_unavailable",
-                PageModel.Unavailable(heading: "Your environment is not answering", message: "It may be busy or restarting. Wait a moment and reload this page; if it keeps happening, stop it from the progress page and launch it again.", progress: true),
-                status: .badGateway
-            )
+        guard Self.wantsPage(method: request.method.rawValue, accept: request.headers[.accept]) else {
+            var response = problem(refusal.status, refusal.detail)
+            if refusal == .starting { response.headers[.retryAfter] = "2" }
+            return response
         }
+        // A browser waits for a starting environment on the progress page.
+        guard let page = refusal.page else { return Response(status: .seeOther, headers: [.location: "/home", .cacheControl: "no-store"]) }
+        return pages.response("environment_unavailable", page, status: refusal.status)
     }
 
     /// An RFC 9457 problem document.
-    func problem(_ status: HTTPResponse.Status, _ detail: String, request: Request) -> Response {
+    func problem(_ status: HTTPResponse.Status, _ detail: String) -> Response {
         let body = #"{"type":"about:blank","title":"\#(status.reasonPhrase)","status":\#(status.code),"detail":"\#(detail)"}"#
         return Response(
             status: status, headers: [.contentType: "application/problem+json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: body))
@@ -213,12 +220,12 @@ struct PortalResponder<Next: HTTPResponder>: HTTPResponder where Next.Context ==
         if proxy.isEnvironmentOrigin(request, context) {
             if path.hasPrefix("/user/") { return await proxy.forward(request, context: context) }
             if path.hasPrefix(EnvironmentProxy.enterPath) { return await proxy.enter(request, context: context) }
-            return proxy.problem(.notFound, "This address serves course environments only; the portal's pages are on its own address.", request: request)
+            return proxy.problem(.notFound, "This address serves course environments only; the portal's pages are on its own address.")
         }
         if path.hasPrefix("/user/") {
             guard proxy.environmentsURL != nil else { return await proxy.forward(request, context: context) }
             // Environments live on their own origin: go there through the portal's hand-over.
-            guard Self.wantsPage(request) else { return proxy.problem(.notFound, "Environments are served from their own address.", request: request) }
+            guard Self.wantsPage(request) else { return proxy.problem(.notFound, "Environments are served from their own address.") }
             return Response(status: .seeOther, headers: [.location: "/home?enter=1", .cacheControl: "no-store"])
         }
         return try await next.respond(to: request, context: context)

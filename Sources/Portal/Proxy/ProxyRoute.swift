@@ -95,9 +95,7 @@ final class RouteTable: Sendable {
         routes.withLock { table in
             var next = [Substring: ProxyRoute](minimumCapacity: fresh.count)
             for route in fresh {
-                if let old = table[Substring(route.basePath)], old.environmentID == route.environmentID {
-                    route.touch(now: old.lastActivity.load(ordering: .relaxed))
-                }
+                Self.carryActivity(from: table[Substring(route.basePath)], to: route)
                 next[Substring(route.basePath)] = route
             }
             table = next
@@ -109,14 +107,18 @@ final class RouteTable: Sendable {
         if let route { misses.withLock { _ = $0.removeValue(forKey: Substring(route.basePath)) } }
         routes.withLock { table in
             if let route {
-                if let old = table[Substring(route.basePath)], old.environmentID == route.environmentID {
-                    route.touch(now: old.lastActivity.load(ordering: .relaxed))
-                }
+                Self.carryActivity(from: table[Substring(route.basePath)], to: route)
                 table[Substring(route.basePath)] = route
             } else if let basePath, table[Substring(basePath)]?.environmentID == environmentID {
                 table[Substring(basePath)] = nil
             }
         }
+    }
+
+    /// A fresh route of the same environment keeps the activity seen on the one it replaces.
+    private static func carryActivity(from old: ProxyRoute?, to route: ProxyRoute) {
+        guard let old, old.environmentID == route.environmentID else { return }
+        route.touch(now: old.lastActivity.load(ordering: .relaxed))
     }
 
     /// A snapshot of every route.

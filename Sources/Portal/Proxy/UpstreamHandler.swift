@@ -113,42 +113,36 @@ final class UpstreamHandler: ChannelInboundHandler {
 
     /// Starts an exchange: writes `head` (and the end of the request when `end`), then reads.
     func send(_ head: HTTPRequestHead, end: Bool, promise: EventLoopPromise<UpstreamResponse>) {
-        guard let context, case .idle = state else {
+        guard begin(head, end: end, state: .awaitingHead(promise)) else {
             promise.fail(context == nil ? UpstreamError.closedBeforeResponse : UpstreamError.busy)
             return
         }
-        state = .awaitingHead(promise)
-        exchange += 1
-        demand = true
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if end { context.write(wrapOutboundOut(.end(nil)), promise: nil) }
-        context.flush()
-        context.read()
     }
 
     /// Starts an exchange whose response goes to `sink` (on the event loop).
     func send(_ head: HTTPRequestHead, end: Bool, sink: any UpstreamSink) {
-        guard let context, case .idle = state else {
+        guard begin(head, end: end, state: .sinking(sink, keepAlive: true, headSeen: false)) else {
             sink.upstreamFailed(context == nil ? UpstreamError.closedBeforeResponse : UpstreamError.busy, beforeHead: true)
             return
         }
-        state = .sinking(sink, keepAlive: true, headSeen: false)
+    }
+
+    private func begin(_ head: HTTPRequestHead, end: Bool, state next: State) -> Bool {
+        guard let context, case .idle = state else { return false }
+        state = next
         exchange += 1
         demand = true
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if end { context.write(wrapOutboundOut(.end(nil)), promise: nil) }
         context.flush()
         context.read()
+        return true
     }
 
-    /// Writes a part of the request body (the fast path); `flush` sends what was written.
-    func write(_ part: HTTPClientRequestPart, flush: Bool) {
-        guard let context else { return }
-        context.write(wrapOutboundOut(part), promise: nil)
-        if flush { context.flush() }
+    /// 100 Continue and friends: the real head follows (a 101 is the real answer to an upgrade).
+    private static func isInformational(_ head: HTTPResponseHead) -> Bool {
+        head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols
     }
-
-    var isWritable: Bool { context?.channel.isWritable ?? false }
 
     /// Reads again after a sink paused.
     func resume() {
@@ -162,7 +156,7 @@ final class UpstreamHandler: ChannelInboundHandler {
         if case .sinking(let sink, let keepAlive, let headSeen) = state {
             switch part {
             case .head(let head):
-                if head.status.code >= 100, head.status.code < 200, head.status != .switchingProtocols {
+                if Self.isInformational(head) {
                     skippingInformational = true
                     return
                 }
@@ -183,8 +177,8 @@ final class UpstreamHandler: ChannelInboundHandler {
         }
         switch (part, state) {
         case (.head(let head), .awaitingHead(let promise)):
-            if head.status.code >= 100, head.status.code < 200, head.status != .switchingProtocols {
-                skippingInformational = true  // 100 Continue and friends: the real head follows
+            if Self.isInformational(head) {
+                skippingInformational = true
                 return
             }
             state = .collecting(promise, head, nil)
