@@ -7,7 +7,7 @@
 #   bench/environment-start.sh          # N=10 sequential and N=10 simultaneous, each way
 #
 # Needs Podman's API service and the image (scripts/engine/setup-podman.sh --service,
-# scripts/engine/build-image.sh) and the bench venv (bench/lti-launch.sh creates it).
+# scripts/engine/build-image.sh); it prepares the bench venv (bench/common.sh) itself.
 # Environment: PORTAL_BIN (.build/release/portal), BENCH_N (10), ENGINE (docker, or process for the
 # sandboxed process engine: no direct baseline then), ENGINE_SOCKET (/run/podman/podman.sock),
 # IMAGE (localhost/portal-jupyter:1), VENV_PROCESS (/opt/portal/jupyter-venv).
@@ -21,10 +21,10 @@ ENGINE=${ENGINE:-docker}
 VENV_PROCESS=${VENV_PROCESS:-/opt/portal/jupyter-venv}
 SOCKET=${ENGINE_SOCKET:-/run/podman/podman.sock}
 IMAGE=${IMAGE:-localhost/portal-jupyter:1}
-VENV=${BENCH_VENV:-/var/cache/portal-bench/venv}
-PY="$VENV/bin/python"
 [ -x "$PORTAL_BIN" ] || { echo "environment-start.sh: build the portal first (swift build -c release --product portal)" >&2; exit 1; }
-"$PY" -c 'import oauthlib' 2>/dev/null || { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q oauthlib==4.0.1; }
+BENCH_TAG=environment-bench
+. "$HERE/common.sh"
+bench_venv
 curl -sf --unix-socket "$SOCKET" http://d/v1.41/_ping >/dev/null || { echo "environment-start.sh: no engine at $SOCKET (scripts/engine/setup-podman.sh --service)" >&2; exit 1; }
 
 SCRATCH=$(mktemp -d /tmp/portal-envbench.XXXXXX)

@@ -56,8 +56,8 @@ BENCH_CALIBRATE_SECONDS=3
 LTI_KEY=bench
 LTI_SECRET=bench-secret
 
-log() { printf '[lti-bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+BENCH_TAG=lti-bench
+. "$HERE/common.sh"
 
 if (( BENCH_DURATION > 15 )); then die "BENCH_DURATION must be at most 15 s (got $BENCH_DURATION)"; fi
 if (( BENCH_DURATION < 2 )); then die "BENCH_DURATION must be at least 2 s"; fi
@@ -75,29 +75,12 @@ if want portal; then
 fi
 
 if ! command -v wrk >/dev/null; then
-    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-        log "installing wrk (Debian package)"
-        apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >&2
-    fi
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then apt_install wrk; fi
     command -v wrk >/dev/null || die "wrk is not installed (apt-get install wrk)"
 fi
 command -v curl >/dev/null || die "curl is not installed"
 
-if [[ -z ${BENCH_VENV:-} ]]; then
-    if mkdir -p /var/cache/portal-bench 2>/dev/null && [[ -w /var/cache/portal-bench ]]; then
-        BENCH_VENV=/var/cache/portal-bench/venv
-    else
-        BENCH_VENV=$HERE/.venv
-    fi
-fi
-REQ_HASH=$(sha256sum "$HERE/requirements.txt" | cut -c1-16)
-if [[ ! -x $BENCH_VENV/bin/python || $(cat "$BENCH_VENV/.requirements" 2>/dev/null) != "$REQ_HASH" ]]; then
-    log "preparing Python venv $BENCH_VENV (PyPI: $(grep -v '^#' "$HERE/requirements.txt" | xargs))"
-    python3 -m venv "$BENCH_VENV" >&2
-    "$BENCH_VENV/bin/pip" install -q --disable-pip-version-check -r "$HERE/requirements.txt" >&2
-    echo "$REQ_HASH" >"$BENCH_VENV/.requirements"
-fi
-PY=$BENCH_VENV/bin/python
+bench_venv
 HELPER=$HERE/lti_bench.py
 
 # ------------------------------------------------------------------------------ scratch + cleanup

@@ -73,8 +73,8 @@ QUIET_WAIT=${BENCH_QUIET_WAIT:-120}
 LTI_KEY=bench
 LTI_SECRET=bench-secret
 
-log() { printf '[proxy-bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+BENCH_TAG=proxy-bench
+. "$HERE/common.sh"
 want() { [[ " $LEGS " == *" $1 "* ]]; }
 
 # ------------------------------------------------------------------------------ prerequisites
@@ -83,18 +83,6 @@ want() { [[ " $LEGS " == *" $1 "* ]]; }
     The upstream is an environment the portal starts, so every leg needs it."
 PORTAL_BIN=$(cd "$(dirname "$PORTAL_BIN")" && pwd)/$(basename "$PORTAL_BIN")
 
-apt_install() { # packages…, without starting any daemon they ship (nginx's service on port 80)
-    local created=0
-    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-        printf '#!/bin/sh\n# temporary, created by portal bench/proxy-vs-nginx.sh\nexit 101\n' >/usr/sbin/policy-rc.d
-        chmod 755 /usr/sbin/policy-rc.d
-        created=1
-    fi
-    log "installing $* (Debian packages)"
-    { apt-cache show "$@" >/dev/null 2>&1 || apt-get update -qq; } >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null || true
-    [[ $created == 0 ]] || rm -f /usr/sbin/policy-rc.d
-}
 command -v wrk >/dev/null || apt_install wrk
 command -v wrk >/dev/null || die "wrk is not installed (apt-get install wrk)"
 if want nginx && [[ ! -x $NGINX_BIN ]]; then
@@ -104,21 +92,7 @@ fi
 command -v psql >/dev/null || apt_install postgresql-client
 command -v curl >/dev/null || apt_install curl
 
-if [[ -z ${BENCH_VENV:-} ]]; then
-    if mkdir -p /var/cache/portal-bench 2>/dev/null && [[ -w /var/cache/portal-bench ]]; then
-        BENCH_VENV=/var/cache/portal-bench/venv
-    else
-        BENCH_VENV=$HERE/.venv
-    fi
-fi
-REQ_HASH=$(sha256sum "$HERE/requirements.txt" | cut -c1-16)
-if [[ ! -x $BENCH_VENV/bin/python || $(cat "$BENCH_VENV/.requirements" 2>/dev/null) != "$REQ_HASH" ]]; then
-    log "preparing Python venv $BENCH_VENV (PyPI: $(grep -v '^#' "$HERE/requirements.txt" | xargs))"
-    python3 -m venv "$BENCH_VENV" >&2
-    "$BENCH_VENV/bin/pip" install -q --disable-pip-version-check -r "$HERE/requirements.txt" >&2
-    echo "$REQ_HASH" >"$BENCH_VENV/.requirements"
-fi
-PY=$BENCH_VENV/bin/python
+bench_venv
 HELPER=$HERE/proxy_bench.py
 
 scripts/engine/setup-podman.sh --service "$SOCKET" >/dev/null
