@@ -135,7 +135,7 @@ for p in $VERSION_LABELS; do LABELS+=(--change "LABEL portal.$p.version=$(pkgver
 for p in $DPKG_LABELS; do LABELS+=(--change "LABEL portal.$p.version=$(debver "$p")"); done
 
 OLD_ID=$(podman image inspect --format '{{.Id}}' "$REF" 2>/dev/null || true)
-RECIPE=$(cat "$0" "$HERE"/* | sha256sum | cut -c1-16)
+RECIPE=$(cat "$0" "$IMAGES/customize-common.sh" "$HERE"/* | sha256sum | cut -c1-16)
 podman import -q \
     --change 'ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV VIRTUAL_ENV=/opt/venv' \
