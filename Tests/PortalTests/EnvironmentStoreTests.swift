@@ -18,6 +18,11 @@ struct EnvironmentStoreTests {
         }
     }
 
+    /// A host of the pool with room for anything the tests start.
+    static func addHost(_ client: PostgresClient, name: String = "local", kind: Environments.Host.Kind = .docker, endpoint: String = "unix:///unused") async throws {
+        try await HostRepository(client: client).add(Environments.Host(name: name, kind: kind, endpoint: endpoint, capacity: Capacity(cpu: 64, memoryBytes: 1 << 40)))
+    }
+
     /// A user and a course, as a launch would have created them.
     static func seed(_ client: PostgresClient) async throws -> (Int64, Int64) {
         var user: Int64 = 0
@@ -52,7 +57,8 @@ struct EnvironmentStoreTests {
             let profile = Profile(slug: "p", displayName: "P", image: "img")
             _ = try await ProfileRepository(client: client).apply(profile, source: "test")
             let store = EnvironmentRepository(client: client, box: Self.box, installationID: "0123456789abcdef")
-            let claim = EnvironmentClaim(userID: user, courseID: course, profile: profile, profileVersion: 1, engine: "test")
+            try await Self.addHost(client)
+            let claim = EnvironmentClaim(userID: user, courseID: course, profile: profile, profileVersion: 1)
             let results = try await withThrowingTaskGroup(of: (Int64, Bool).self) { group in
                 for _ in 0..<50 { group.addTask { let (record, created) = try await store.claim(claim); return (record.id, created) } }
                 var all = [(Int64, Bool)]()

@@ -30,12 +30,12 @@ struct PodmanLifecycleTests {
             var logger = Logger(label: "lifecycle-test")
             logger.logLevel = .warning
             return EnvironmentLifecycle(
-                engine: engine ?? self.engine, store: store, http: PodmanLifecycleTests.http, installationID: installation, logger: logger, startTimeout: startTimeout
+                engines: FixedEngines([("local", engine ?? self.engine)]), store: store, http: PodmanLifecycleTests.http, installationID: installation, logger: logger, startTimeout: startTimeout
             )
         }
 
-        func claim(_ profile: Profile, version: Int = 1, engine: String? = nil) -> EnvironmentClaim {
-            EnvironmentClaim(userID: user, courseID: course, profile: profile, profileVersion: version, engine: engine ?? self.engine.name)
+        func claim(_ profile: Profile, version: Int = 1) -> EnvironmentClaim {
+            EnvironmentClaim(userID: user, courseID: course, profile: profile, profileVersion: version)
         }
 
         /// Polls until the environment reaches one of `states`.
@@ -67,7 +67,8 @@ struct PodmanLifecycleTests {
             let (user, course) = try await EnvironmentStoreTests.seed(client)
             for profile in profiles { _ = try await ProfileRepository(client: client).apply(profile, source: "test") }
             let installation = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-            let engine = try DockerEngine(endpoint: endpoint, client: Self.http)
+            let engine = try DockerEngine(endpoint: endpoint, name: "local", client: Self.http)
+            try await EnvironmentStoreTests.addHost(client, endpoint: endpoint)
             let harness = Harness(
                 client: client, store: EnvironmentRepository(client: client, box: EnvironmentStoreTests.box, installationID: installation), engine: engine,
                 installation: installation, user: user, course: course
@@ -179,7 +180,7 @@ struct PodmanLifecycleTests {
             #expect(created)
             // What the first portal got done before it stopped: container created and started.
             let record = try #require(try await h.store.update(claimed.id, EnvironmentChange(.starting, message: "Starting the server")))
-            let id = try await h.engine.create(try await first.prepare(record))
+            let id = try await h.engine.create(try await first.prepare(record, on: h.engine))
             _ = try await h.store.update(record.id, EnvironmentChange(.starting, containerID: id))
             try await h.engine.start(id)
 
@@ -275,7 +276,7 @@ struct PodmanLifecycleTests {
                 #expect(timedOut.message?.contains("did not start within 8 seconds") == true)
                 #expect(try await h.containers().isEmpty)
 
-                let unreachable = try await down.ensure(h.claim(Self.profile(), engine: "unix:///nonexistent/podman.sock"))
+                let unreachable = try await down.ensure(h.claim(Self.profile()))
                 let engineDown = try await h.wait(unreachable.id, for: [.failed, .ready])
                 #expect(engineDown.message?.contains("not answering") == true)
                 #expect(try await h.containers().isEmpty)

@@ -42,12 +42,13 @@ struct ProcessEngineTests {
             logger.logLevel = .warning
             let engine = try ProcessEngine(root: root, venv: venv, logger: logger)
             let store = EnvironmentRepository(client: client, box: EnvironmentStoreTests.box, installationID: UUID().uuidString)
-            let lifecycle = EnvironmentLifecycle(engine: engine, store: store, http: Self.http, installationID: "process-test", logger: logger)
+            try await EnvironmentStoreTests.addHost(client, kind: .process, endpoint: "process")
+            let lifecycle = EnvironmentLifecycle(engines: FixedEngines([("local", engine)]), store: store, http: Self.http, installationID: "process-test", logger: logger)
             let harness = PodmanLifecycleTests.Harness(client: client, store: store, engine: try DockerEngine(endpoint: "unix:///unused", client: Self.http), installation: "x", user: alice, course: course)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await lifecycle.run() }
-                let a = try await lifecycle.ensure(EnvironmentClaim(userID: alice, courseID: course, profile: profile, profileVersion: 1, engine: engine.name))
-                let b = try await lifecycle.ensure(EnvironmentClaim(userID: bob, courseID: course, profile: profile, profileVersion: 1, engine: engine.name))
+                let a = try await lifecycle.ensure(EnvironmentClaim(userID: alice, courseID: course, profile: profile, profileVersion: 1))
+                let b = try await lifecycle.ensure(EnvironmentClaim(userID: bob, courseID: course, profile: profile, profileVersion: 1))
                 let readyA = try await harness.wait(a.id, for: [.ready, .failed])
                 let readyB = try await harness.wait(b.id, for: [.ready, .failed])
                 let logA = (try? await engine.logs(readyA.containerName, lines: 20)) ?? ""

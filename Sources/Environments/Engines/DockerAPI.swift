@@ -15,7 +15,7 @@ enum DockerAPI {
             var Binds: [String]
             var PortBindings: [String: [PortBinding]]
             var RestartPolicy: [String: String]
-            var Devices: [Device]?
+            var DeviceRequests: [DeviceRequest]?
         }
 
         struct PortBinding: Codable {
@@ -23,10 +23,11 @@ enum DockerAPI {
             var HostPort: String?
         }
 
-        struct Device: Encodable {
-            var PathOnHost: String
-            var PathInContainer: String
-            var CgroupPermissions: String
+        /// GPUs by id (`--gpus '"device=0,1"'`): Docker with the NVIDIA container toolkit.
+        struct DeviceRequest: Encodable {
+            var Driver: String
+            var DeviceIDs: [String]
+            var Capabilities: [[String]]
         }
 
         struct Empty: Encodable {}

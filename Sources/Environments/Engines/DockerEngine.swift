@@ -10,15 +10,20 @@ import NIOHTTP1
 public struct DockerEngine: Engine {
     public let name: String
     public var runsImages: Bool { true }
-    private let base: String
-    private let client: HTTPClient
+    let base: String
+    let client: HTTPClient
     private let timeout: TimeAmount
+    /// The host address environment ports are published on (where the portal reaches them).
+    public let publishAddress: String
 
     /// - Parameters:
     ///   - endpoint: `unix:///run/podman/podman.sock`, a plain socket path, or `tcp://host:port`.
     ///   - name: how the engine is named in records; defaults to the endpoint.
     ///   - client: the shared HTTP client (its lifetime is the caller's).
-    public init(endpoint: String, name: String? = nil, client: HTTPClient, timeout: Duration = .seconds(60)) throws {
+    ///   - publishAddress: the host address ports are published on; loopback for a local engine,
+    ///     the host's address for one the portal reaches over the network.
+    public init(endpoint: String, name: String? = nil, client: HTTPClient, timeout: Duration = .seconds(60), publishAddress: String = "127.0.0.1") throws {
+        self.publishAddress = publishAddress
         if endpoint.hasPrefix("tcp://") {
             base = "http://" + endpoint.dropFirst("tcp://".count)
         } else if endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://") {
@@ -35,9 +40,9 @@ public struct DockerEngine: Engine {
         self.timeout = .seconds(Int64(timeout.components.seconds))
     }
 
-    /// Checks that the engine answers `_ping`.
+    /// Checks that the engine answers `_ping` within 5 seconds.
     public func ping() async throws {
-        _ = try await request(.GET, "/_ping", accept: [200])
+        _ = try await request(.GET, "/_ping", accept: [200], deadline: .seconds(5))
     }
 
     public func imageExists(_ image: String) async throws -> Bool {
@@ -58,13 +63,16 @@ public struct DockerEngine: Engine {
     }
 
     public func create(_ spec: ContainerSpec) async throws -> String {
-        let response = try await request(.POST, "/containers/create?name=\(escape(spec.name))", body: Self.createBody(spec), accept: [201], missingImage: spec.image)
+        let response = try await request(
+            .POST, "/containers/create?name=\(escape(spec.name))", body: Self.createBody(spec, publishAddress: publishAddress), accept: [201], missingImage: spec.image
+        )
         return try JSONDecoder().decode(DockerAPI.Created.self, from: response.body).Id
     }
 
     /// The create request for `spec`: limits, no new privileges, no capabilities, a pids limit, the
-    /// home volume, and the server's port published on the host's loopback only.
-    static func createBody(_ spec: ContainerSpec) -> DockerAPI.CreateContainer {
+    /// home volume, and the server's port published on `publishAddress` only (loopback for a local
+    /// engine). GPUs are requested by id from the NVIDIA runtime.
+    static func createBody(_ spec: ContainerSpec, publishAddress: String = "127.0.0.1") -> DockerAPI.CreateContainer {
         let port = "\(spec.port)/tcp"
         return DockerAPI.CreateContainer(
             Image: spec.image,
@@ -81,9 +89,9 @@ public struct DockerEngine: Engine {
                 SecurityOpt: ["no-new-privileges"],
                 CapDrop: ["ALL"],
                 Binds: spec.mounts.map { "\($0.volume):\($0.path)\($0.readOnly ? ":ro" : "")" },
-                PortBindings: [port: [.init(HostIp: "127.0.0.1", HostPort: "")]],
+                PortBindings: [port: [.init(HostIp: publishAddress, HostPort: "")]],
                 RestartPolicy: ["Name": "no"],
-                Devices: spec.gpuDevices.isEmpty ? nil : spec.gpuDevices.map { .init(PathOnHost: $0, PathInContainer: $0, CgroupPermissions: "rwm") }
+                DeviceRequests: spec.gpuDevices.isEmpty ? nil : [.init(Driver: "nvidia", DeviceIDs: spec.gpuDevices, Capabilities: [["gpu"]])]
             )
         )
     }
@@ -100,7 +108,7 @@ public struct DockerEngine: Engine {
         if let ports = json.NetworkSettings?.Ports {
             for case let bindings? in ports.values {
                 if let binding = bindings.first, let text = binding.HostPort, let port = Int(text) {
-                    published = (binding.HostIp.flatMap { $0.isEmpty || $0 == "0.0.0.0" ? nil : $0 } ?? "127.0.0.1", port)
+                    published = (binding.HostIp.flatMap { $0.isEmpty || $0 == "0.0.0.0" || $0 == "::" ? nil : $0 } ?? publishAddress, port)
                 }
             }
         }
@@ -179,7 +187,7 @@ public struct DockerEngine: Engine {
         var body: Data
     }
 
-    private func escape(_ text: String) -> String {
+    func escape(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "/?&=+#"))) ?? text
     }
 

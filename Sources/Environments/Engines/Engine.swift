@@ -29,6 +29,19 @@ public protocol Engine: Sendable {
     func stats(_ id: String) async throws -> ContainerStats
     /// The last `lines` lines the container printed.
     func logs(_ id: String, lines: Int) async throws -> String
+    /// Copies `image` from `source` (another host's engine) onto this host.
+    func loadImage(_ image: String, from source: any Engine) async throws
+    /// Checks that the engine answers, within a few seconds.
+    func ping() async throws
+}
+
+extension Engine {
+    /// A local engine with no service to ask is always there.
+    public func ping() async throws {}
+
+    public func loadImage(_ image: String, from source: any Engine) async throws {
+        throw EngineError(.imageMissing, "The image \(image) is not on \(name), which cannot load images from other hosts.")
+    }
 }
 
 /// What to run: the engine-neutral description of one environment's container.
@@ -64,7 +77,7 @@ public struct ContainerSpec: Sendable, Equatable {
     public var mounts: [Mount]
     /// The port the server listens on inside the container; published on the host's loopback.
     public var port: Int
-    /// GPUs: device names for CDI (`nvidia.com/gpu=0`); empty for none.
+    /// GPUs of the host by id, given to this container alone; empty for none.
     public var gpuDevices: [String]
 
     public init(

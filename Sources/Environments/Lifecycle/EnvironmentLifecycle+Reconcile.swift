@@ -13,14 +13,26 @@ extension EnvironmentLifecycle {
     /// Brings the records and the engine into agreement, on portal start: environments whose
     /// container runs are adopted (a start in progress is resumed), those whose container vanished
     /// are marked stopped, requested ones that never got a container are started, and containers of
-    /// this installation that no live record knows are removed.
+    /// this installation that no live record knows are removed. Hosts that cannot be reached are
+    /// left alone (the host monitor deals with them).
     @discardableResult
     public func reconcile() async throws -> Reconciliation {
         var result = Reconciliation()
+        for (host, engine) in try await engines.all() {
+            do {
+                try await reconcile(host: host, engine: engine, into: &result)
+            } catch let error as EngineError where error.kind == .unreachable {
+                logger.warning("host not reconciled: its engine does not answer", metadata: ["host": "\(host)", "error": "\(error)"])
+            }
+        }
+        return result
+    }
+
+    func reconcile(host: String, engine: any Engine, into result: inout Reconciliation) async throws {
         let containers = try await engine.list(labels: installationLabels)
         let byName = Dictionary(containers.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         var claimed = Set<String>()
-        for record in try await store.live(engine: engine.name) {
+        for record in try await store.live(engine: host) {
             claimed.insert(record.containerName)
             let container = byName[record.containerName]
             switch (record.state, container) {
@@ -47,21 +59,21 @@ extension EnvironmentLifecycle {
         logger.notice(
             "reconciled environments",
             metadata: [
-                "engine": "\(engine.name)", "adopted": "\(result.adopted.count)", "restarted": "\(result.restarted.count)",
+                "host": "\(host)", "adopted": "\(result.adopted.count)", "restarted": "\(result.restarted.count)",
                 "vanished": "\(result.vanished.count)", "removed": "\(result.removedContainers.count)",
             ]
         )
-        return result
     }
 
     /// Continues waiting for a start another portal process began (it stopped before the server answered).
     func resume(_ record: EnvironmentRecord) async {
         do {
-            let upstream = try await waitUntilReady(record, containerID: record.containerID ?? record.containerName, deadline: .now + startTimeout)
+            let engine = try await engines.engine(for: record.engine)
+            let upstream = try await waitUntilReady(record, on: engine, containerID: record.containerID ?? record.containerName, deadline: .now + startTimeout)
             _ = try await store.update(record.id, EnvironmentChange(.ready, message: "Your environment is ready", upstream: upstream))
         } catch {
             if Task.isCancelled { return }  // shutting down: the next reconcile resumes it again
-            await cleanUp(record.id, containerName: record.containerName)
+            await cleanUp(record)
             _ = try? await store.update(record.id, EnvironmentChange(.failed, message: Self.studentMessage(for: error, timeout: startTimeout), stopReason: .failed))
         }
     }

@@ -3,12 +3,13 @@ import Foundation
 import Logging
 import NIOCore
 
-/// Starts, watches and stops environments on one engine — the Spawner. Launches call ``ensure(_:)``;
+/// Starts, watches and stops environments on the hosts of the pool — the Spawner. Launches call ``ensure(_:)``;
 /// the first caller for a (student, course) creates the environment and its start runs in
-/// ``run()``'s task group, simultaneous callers join it. Starts that do not become ready within
+/// ``run()``'s task group, simultaneous callers join it. The store admits and places each new
+/// environment; the lifecycle drives the engine of the host it was placed on. Starts that do not become ready within
 /// ``startTimeout`` fail, their container is removed, and the student is told why.
 public final class EnvironmentLifecycle: Sendable {
-    public let engine: any Engine
+    public let engines: any EngineDirectory
     let store: any EnvironmentStore
     let http: HTTPClient
     let installationID: String
@@ -28,12 +29,12 @@ public final class EnvironmentLifecycle: Sendable {
     }
 
     public init(
-        engine: any Engine, store: any EnvironmentStore, http: HTTPClient, installationID: String, logger: Logger,
+        engines: any EngineDirectory, store: any EnvironmentStore, http: HTTPClient, installationID: String, logger: Logger,
         startTimeout: Duration = .seconds(120), stopTimeout: Duration = .seconds(10),
         materials: CourseMaterials = CourseMaterials(cacheDirectory: FileManager.default.temporaryDirectory.appendingPathComponent("portal-materials").path)
     ) {
         self.materials = materials
-        self.engine = engine
+        self.engines = engines
         self.store = store
         self.http = http
         self.installationID = installationID
@@ -95,11 +96,12 @@ public final class EnvironmentLifecycle: Sendable {
             return
         }
         do {
-            let spec = try await prepare(current)
+            let engine = try await engines.engine(for: record.engine)
+            let spec = try await prepare(current, on: engine)
             let id = try await engine.create(spec)
             current = try await timed { try await store.update(record.id, EnvironmentChange(.starting, message: "Starting the server", containerID: id)) } ?? current
             try await engine.start(id)
-            let upstream = try await waitUntilReady(current, containerID: id, deadline: started + startTimeout)
+            let upstream = try await waitUntilReady(current, on: engine, containerID: id, deadline: started + startTimeout)
             let total = ContinuousClock.now - started
             let timings = (start: Int(total.milliseconds), portal: Int(portal.milliseconds))
             let ready = try await store.update(
@@ -118,21 +120,21 @@ public final class EnvironmentLifecycle: Sendable {
             }
             let message = Self.studentMessage(for: error, timeout: startTimeout)
             logger.error("environment failed to start", metadata: ["error": "\(error)"])
-            await cleanUp(record.id, containerName: record.containerName)
+            await cleanUp(record)
             _ = try? await store.update(record.id, EnvironmentChange(.failed, message: message, stopReason: .failed))
         }
     }
 
-    /// Creates what the container needs (home volume) and describes it.
-    func prepare(_ record: EnvironmentRecord) async throws -> ContainerSpec {
+    /// Creates what the container needs on `engine` (the image, the home volume) and describes it.
+    func prepare(_ record: EnvironmentRecord, on engine: any Engine) async throws -> ContainerSpec {
         let profile = record.profile
         var image = ""
         if engine.runsImages {
             guard let named = profile.image else {
                 throw EngineError(.failed, "The profile \(profile.slug) has no image, so it cannot run on the container engine \(engine.name).")
             }
-            guard try await engine.imageExists(named) else {
-                throw EngineError(.imageMissing, "The image \(named) is not on \(engine.name).")
+            if try await !engine.imageExists(named) {
+                try await copyImage(named, to: engine)
             }
             image = named
         }
@@ -161,12 +163,13 @@ public final class EnvironmentLifecycle: Sendable {
             ]) { a, _ in a },
             memoryBytes: profile.memoryBytes,
             nanoCPUs: Int64((profile.cpu * 1e9).rounded()),
-            mounts: mounts
+            mounts: mounts,
+            gpuDevices: record.gpuIDs
         )
     }
 
     /// Polls the server's `/api/status` with its token until it answers 200; returns `host:port`.
-    func waitUntilReady(_ record: EnvironmentRecord, containerID: String, deadline: ContinuousClock.Instant) async throws -> String {
+    func waitUntilReady(_ record: EnvironmentRecord, on engine: any Engine, containerID: String, deadline: ContinuousClock.Instant) async throws -> String {
         var upstream: String?
         var lastInspection = ContinuousClock.now - .seconds(10)
         while ContinuousClock.now < deadline {
@@ -194,12 +197,24 @@ public final class EnvironmentLifecycle: Sendable {
         throw StartFailure.timedOut
     }
 
-    func cleanUp(_ id: Int64, containerName: String) async {
+    func cleanUp(_ record: EnvironmentRecord) async {
         do {
-            try await engine.remove(containerName)
+            try await engines.engine(for: record.engine).remove(record.containerName)
         } catch {
-            logger.warning("could not remove a failed environment's container", metadata: ["container": "\(containerName)", "error": "\(error)"])
+            logger.warning("could not remove a failed environment's container", metadata: ["container": "\(record.containerName)", "error": "\(error)"])
         }
+    }
+
+    /// Loads `image` onto `engine` from another host of the pool that has it (through the engines'
+    /// APIs, streamed: never a registry).
+    func copyImage(_ image: String, to engine: any Engine) async throws {
+        for (host, source) in try await engines.all() where source.name != engine.name {
+            guard (try? await source.imageExists(image)) == true else { continue }
+            logger.notice("loading an image onto a host that lacks it", metadata: ["image": "\(image)", "from": "\(host)", "to": "\(engine.name)"])
+            try await engine.loadImage(image, from: source)
+            return
+        }
+        throw EngineError(.imageMissing, "The image \(image) is not on \(engine.name), nor on any other host of the pool to copy it from.")
     }
 
     // MARK: - Stop
@@ -209,6 +224,7 @@ public final class EnvironmentLifecycle: Sendable {
     func stop(_ id: Int64, reason: StopReason) async {
         guard let record = try? await store.update(id, EnvironmentChange(.stopping, message: "Stopping", stopReason: reason)) else { return }
         do {
+            let engine = try await engines.engine(for: record.engine)
             try await engine.stop(record.containerName, timeout: stopTimeout)
             try await engine.remove(record.containerName)
             if record.profile.persistence == .disposable {

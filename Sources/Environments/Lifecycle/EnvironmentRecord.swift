@@ -49,6 +49,7 @@ public struct EnvironmentRecord: Sendable, Equatable {
     public var courseSlug: String
     public var profile: Profile
     public var profileVersion: Int
+    /// The host the environment was placed on (the name of its engine in the pool).
     public var engine: String
     public var state: EnvironmentState
     public var message: String?
@@ -63,11 +64,13 @@ public struct EnvironmentRecord: Sendable, Equatable {
     public var basePath: String
     public var requestedAt: Date
     public var readyAt: Date?
+    /// The GPUs of its host it holds, by id.
+    public var gpuIDs: [String]
 
     public init(
         id: Int64, userSlug: String, courseSlug: String, profile: Profile, profileVersion: Int, engine: String, state: EnvironmentState,
         message: String? = nil, containerID: String? = nil, containerName: String, upstream: String? = nil, token: String, homeVolume: String,
-        basePath: String, requestedAt: Date = Date(), readyAt: Date? = nil
+        basePath: String, requestedAt: Date = Date(), readyAt: Date? = nil, gpuIDs: [String] = []
     ) {
         self.id = id
         self.userSlug = userSlug
@@ -85,23 +88,23 @@ public struct EnvironmentRecord: Sendable, Equatable {
         self.basePath = basePath
         self.requestedAt = requestedAt
         self.readyAt = readyAt
+        self.gpuIDs = gpuIDs
     }
 }
 
-/// A request for a student's environment in a course, from a verified launch.
+/// A request for a student's environment in a course, from a verified launch. Admission decides
+/// whether it may start and on which host.
 public struct EnvironmentClaim: Sendable {
     public var userID: Int64
     public var courseID: Int64
     public var profile: Profile
     public var profileVersion: Int
-    public var engine: String
 
-    public init(userID: Int64, courseID: Int64, profile: Profile, profileVersion: Int, engine: String) {
+    public init(userID: Int64, courseID: Int64, profile: Profile, profileVersion: Int) {
         self.userID = userID
         self.courseID = courseID
         self.profile = profile
         self.profileVersion = profileVersion
-        self.engine = engine
     }
 }
 
@@ -131,7 +134,10 @@ public struct EnvironmentChange: Sendable {
 /// Where environments are recorded; the portal backs it with PostgreSQL.
 public protocol EnvironmentStore: Sendable {
     /// The live environment of the claim's (student, course), creating a `requested` one when there
-    /// is none. `created` is true for exactly one of any number of simultaneous callers.
+    /// is none and admission allows it. `created` is true for exactly one of any number of
+    /// simultaneous callers.
+    /// - Throws: ``AdmissionRefusal`` when a cap, the hosts' room or the course's budget says no
+    ///   (the refusal is recorded).
     func claim(_ claim: EnvironmentClaim) async throws -> (record: EnvironmentRecord, created: Bool)
     /// Records a state change if the current state allows it; returns the updated record, or `nil`
     /// when the change was not allowed (someone else moved it first).
@@ -139,6 +145,6 @@ public protocol EnvironmentStore: Sendable {
     func update(_ id: Int64, _ change: EnvironmentChange) async throws -> EnvironmentRecord?
     /// The environment with `id`.
     func find(_ id: Int64) async throws -> EnvironmentRecord?
-    /// Every live environment of `engine`.
+    /// Every live environment placed on the host `engine`.
     func live(engine: String) async throws -> [EnvironmentRecord]
 }

@@ -78,12 +78,16 @@ public struct Profile: Sendable, Equatable, Codable {
     public var environment: [String: String]
     public var apps: [App]
     public var match: MatchRules?
+    /// Labels a host must carry to run this profile (e.g. `gpu: a100`).
+    public var hostLabels: [String: String]
+    /// At most this many environments of the profile live at once; `nil` for no cap.
+    public var maxRunning: Int?
 
     public init(
         slug: String, displayName: String, description: String = "", image: String? = nil, command: [String]? = nil, cpu: Double = 1,
         memoryBytes: Int64 = 1 << 30, gpus: Int = 0, idleTimeoutSeconds: Int = 3600, maxLifetimeSeconds: Int = 8 * 3600,
         persistence: Persistence = .persistent, materials: Materials? = nil, environment: [String: String] = [:], apps: [App] = [],
-        match: MatchRules? = nil
+        match: MatchRules? = nil, hostLabels: [String: String] = [:], maxRunning: Int? = nil
     ) {
         self.slug = slug
         self.displayName = displayName
@@ -100,6 +104,8 @@ public struct Profile: Sendable, Equatable, Codable {
         self.environment = environment
         self.apps = apps
         self.match = match
+        self.hostLabels = hostLabels
+        self.maxRunning = maxRunning
     }
 }
 

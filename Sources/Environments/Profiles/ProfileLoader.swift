@@ -6,7 +6,7 @@ import Foundation
 public enum ProfileLoader {
     static let keys: Set<String> = [
         "slug", "display_name", "description", "image", "command", "cpu", "memory", "gpu", "idle_timeout", "max_lifetime",
-        "persistence", "materials", "environment", "apps", "match",
+        "persistence", "materials", "environment", "apps", "match", "host_labels", "max_running",
     ]
 
     /// Loads the profiles in `path` (a file or a directory).
@@ -123,6 +123,10 @@ public enum ProfileLoader {
             for item in try rules["context_labels"]?.sequence() ?? [] { parsed.contextLabels.append(try item.string()) }
             profile.match = parsed
         }
+        if let labels = map["host_labels"] {
+            for name in try labels.keys() { profile.hostLabels[name] = try labels.child(name).scalarText() }
+        }
+        profile.maxRunning = try map["max_running"]?.int(in: 1...1_000_000)
         guard profile.maxLifetimeSeconds >= profile.idleTimeoutSeconds else {
             throw value.error("max_lifetime must not be shorter than idle_timeout")
         }

@@ -15,7 +15,9 @@ struct PortalCommand: AsyncParsableCommand {
             default ./portal.yaml). Without database.url the portal runs its own PostgreSQL cluster \
             under data_dir.
             """,
-        subcommands: [ServeCommand.self, MigrateCommand.self, ConsumerCommand.self, ProfileCommand.self, CourseCommand.self, LaunchLinkCommand.self]
+        subcommands: [
+            ServeCommand.self, MigrateCommand.self, ConsumerCommand.self, ProfileCommand.self, CourseCommand.self, HostCommand.self, LaunchLinkCommand.self,
+        ]
     )
 }
 

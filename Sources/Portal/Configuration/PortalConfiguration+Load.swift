@@ -6,7 +6,7 @@ extension PortalConfiguration {
     static let topLevelKeys: Set<String> = [
         "listen", "public_url", "data_dir", "database", "secret_key", "secret_key_file", "session", "lti",
         "trusted_proxies", "log_level", "log_format", "embedded_postgres", "templates_dir", "migrations_dir", "environments",
-        "proxy",
+        "proxy", "admission", "rate_cards",
     ]
 
     /// Reads the configuration file at `path`, then applies environment overrides from `environment`.
@@ -125,6 +125,7 @@ extension PortalConfiguration {
         )
         configuration.environments = environments
         configuration.proxy = try proxySection(root["proxy"], publicURL: publicURL)
+        configuration.admission = try admissionSection(root["admission"], rateCards: root["rate_cards"])
         return configuration
     }
 
@@ -133,7 +134,10 @@ extension PortalConfiguration {
         guard let node else { return result }
         // With an environments section, the embedded default engine is the sandboxed process engine.
         result.engine = .process
-        let map = try node.mapping(allowing: ["engine", "endpoint", "venv", "profiles_dir", "default_profile", "start_timeout", "stop_timeout", "course_mappings"])
+        let map = try node.mapping(allowing: [
+            "engine", "endpoint", "venv", "profiles_dir", "default_profile", "start_timeout", "stop_timeout", "course_mappings", "hosts", "placement",
+            "health_interval", "lost_after",
+        ])
         if let engine = map["engine"] {
             guard let kind = EnvironmentsConfiguration.EngineKind(rawValue: try engine.string()) else {
                 throw engine.error("expected docker (Docker or Podman through the Docker Engine API), process (sandboxed local processes) or none")
@@ -151,6 +155,22 @@ extension PortalConfiguration {
         if let value = map["stop_timeout"] {
             result.stopTimeout = try value.duration()
             guard result.stopTimeout >= .seconds(10) else { throw value.error("must be at least 10 seconds: a server with a running kernel needs that long") }
+        }
+        for item in try map["hosts"]?.sequence() ?? [] {
+            guard result.engine == .docker else { throw item.error("hosts need engine: docker (the process engine runs on this machine only)") }
+            let host = try host(item)
+            guard !result.hosts.contains(where: { $0.name == host.name }) else { throw item.error("the host \(host.name) is declared twice") }
+            result.hosts.append(host)
+        }
+        if let value = map["placement"] {
+            guard let strategy = Placement.Strategy(rawValue: try value.string()) else { throw value.error("expected least_loaded or packing") }
+            result.placement = strategy
+        }
+        for (key, path) in [("health_interval", \EnvironmentsConfiguration.healthInterval), ("lost_after", \.lostAfter)] {
+            guard let value = map[key] else { continue }
+            let duration = try value.duration()
+            guard duration >= .seconds(1) else { throw value.error("must be at least 1 second") }
+            result[keyPath: path] = duration
         }
         for item in try map["course_mappings"]?.sequence() ?? [] {
             let entry = try item.mapping(allowing: ["consumer", "context_id", "profile"])

@@ -38,6 +38,7 @@ struct PortalConfiguration: Sendable {
     var migrationsDirectory: String?
     var environments: EnvironmentsConfiguration = .init()
     var proxy: ProxyConfiguration = .init()
+    var admission: AdmissionConfiguration = .init()
 
     /// The `environments` section: which engine runs environments and how courses get profiles.
     struct EnvironmentsConfiguration: Sendable {
@@ -64,6 +65,25 @@ struct PortalConfiguration: Sendable {
         var startTimeout: Duration = .seconds(120)
         var stopTimeout: Duration = .seconds(10)
         var courseMappings: [Mapping] = []
+        /// The pool (`hosts`); empty for the one engine above, as the host `local`.
+        var hosts: [Host] = []
+        var placement: Placement.Strategy = .leastLoaded
+        /// How often every host's engine is asked whether it is up.
+        var healthInterval: Duration = .seconds(10)
+        /// How long a host may stay down before its environments are marked lost.
+        var lostAfter: Duration = .seconds(60)
+
+        /// The hosts environments run on: those declared, or the one engine as `local` with this
+        /// machine's processors and memory as its capacity.
+        var poolHosts: [Host] {
+            guard hosts.isEmpty else { return hosts }
+            let machine = Capacity(cpu: Double(ProcessInfo.processInfo.activeProcessorCount), memoryBytes: Int64(ProcessInfo.processInfo.physicalMemory))
+            switch engine {
+            case .none: return []
+            case .process: return [Host(name: "local", kind: .process, endpoint: "process", capacity: machine)]
+            case .docker: return [Host(name: "local", endpoint: endpoint, capacity: machine)]
+            }
+        }
     }
 
     /// Where the key that encrypts secrets at rest comes from.

@@ -5,11 +5,14 @@ import Logging
 import PostgresNIO
 import ServiceLifecycle
 
-/// Everything that runs environments in a serving portal: the engine, the lifecycle, the records
-/// and the profile catalog. Absent when `environments.engine` is `none`.
+/// Everything that runs environments in a serving portal: the pool of hosts and their engines, the
+/// lifecycle, the records and the profile catalog. Absent when `environments.engine` is `none`.
 struct EnvironmentsRuntime: Sendable {
     let lifecycle: EnvironmentLifecycle
     let repository: EnvironmentRepository
+    let hosts: HostRepository
+    let engines: HostEngines
+    let settings: PortalConfiguration.EnvironmentsConfiguration
     let catalog: ProfileCatalogCache
     let http: HTTPClient
     let installationID: String
@@ -20,26 +23,32 @@ struct EnvironmentsRuntime: Sendable {
         guard settings.engine != .none else { return nil }
         let installationID = try await Self.installationID(startupClient)
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
-        let engine: any Engine
+        let hosts = HostRepository(client: client)
+        let engines: HostEngines
         do {
-            switch settings.engine {
-            case .process:
-                engine = try ProcessEngine(root: configuration.dataDirectory + "/process-engine", venv: settings.venv, logger: logger)
-            default:
-                engine = try DockerEngine(endpoint: settings.endpoint, client: http)
+            var processEngine: (any Engine)?
+            if settings.engine == .process {
+                processEngine = try ProcessEngine(root: configuration.dataDirectory + "/process-engine", venv: settings.venv, logger: logger)
             }
+            engines = HostEngines(hosts: hosts, http: http, processEngine: processEngine)
+            try await HostRepository(client: startupClient).syncConfigured(settings.poolHosts)
         } catch {
             try? await http.shutdown()
             throw error
         }
-        let repository = EnvironmentRepository(client: client, box: box, installationID: installationID)
+        var repository = EnvironmentRepository(client: client, box: box, installationID: installationID)
+        repository.rules = AdmissionRules(configuration: configuration.admission, placement: Placement(strategy: settings.placement))
+        repository.logger = logger
         let lifecycle = EnvironmentLifecycle(
-            engine: engine, store: repository, http: http, installationID: installationID, logger: logger,
+            engines: engines, store: repository, http: http, installationID: installationID, logger: logger,
             startTimeout: settings.startTimeout, stopTimeout: settings.stopTimeout,
             materials: CourseMaterials(cacheDirectory: configuration.dataDirectory + "/materials")
         )
         let catalog = ProfileCatalogCache(profiles: ProfileRepository(client: client), configured: settings, logger: logger)
-        return EnvironmentsRuntime(lifecycle: lifecycle, repository: repository, catalog: catalog, http: http, installationID: installationID)
+        return EnvironmentsRuntime(
+            lifecycle: lifecycle, repository: repository, hosts: hosts, engines: engines, settings: settings, catalog: catalog, http: http,
+            installationID: installationID
+        )
     }
 
     static func installationID(_ client: PostgresClient) async throws -> String {
@@ -64,7 +73,10 @@ struct EnvironmentsRuntime: Sendable {
     /// The services to run beside the HTTP server: the lifecycle (reconciling first), the catalog
     /// refresh, and the HTTP client's shutdown.
     var services: [any Service] {
-        [HTTPClientService(client: http), catalog, LifecycleService(lifecycle: lifecycle)]
+        [
+            HTTPClientService(client: http, engines: engines), catalog, LifecycleService(lifecycle: lifecycle),
+            HostMonitor(hosts: hosts, engines: engines, interval: settings.healthInterval, lostAfter: settings.lostAfter, logger: Logger(label: "portal.hosts")),
+        ]
     }
 }
 
@@ -85,12 +97,14 @@ struct LifecycleService: Service {
     }
 }
 
-/// Shuts the shared HTTP client down when the portal stops.
+/// Shuts the shared HTTP client (and the hosts' TLS clients) down when the portal stops.
 struct HTTPClientService: Service {
     let client: HTTPClient
+    let engines: HostEngines
 
     func run() async throws {
         try? await gracefulShutdown()
+        await engines.shutdown()
         try await client.shutdown()
     }
 }

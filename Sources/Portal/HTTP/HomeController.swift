@@ -82,10 +82,12 @@ struct HomeController: Sendable {
         }
         if let environments, let courseID = session.courseID, let record = try await environments.repository.latest(userID: session.userID, courseID: courseID) {
             if retry, record.state == .failed || record.state == .stopped {
-                let claim = EnvironmentClaim(
-                    userID: session.userID, courseID: courseID, profile: record.profile, profileVersion: record.profileVersion, engine: record.engine
-                )
-                _ = try await environments.lifecycle.ensure(claim)
+                let claim = EnvironmentClaim(userID: session.userID, courseID: courseID, profile: record.profile, profileVersion: record.profileVersion)
+                do {
+                    _ = try await environments.lifecycle.ensure(claim)
+                } catch let refusal as AdmissionRefusal {
+                    return pages.admissionRefused(refusal, requestID: context.requestID, returnURL: nil)
+                }
             } else if !retry, record.state.isLive {
                 environments.lifecycle.requestStop(record.id, reason: session.role == "learner" ? .student : .staff)
             }

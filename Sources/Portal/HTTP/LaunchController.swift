@@ -45,17 +45,21 @@ struct LaunchController: Sendable {
         }
         let launch: Launch
         let accepted: LaunchStore.Accepted
+        var admission: AdmissionRefusal?
         do {
             // The nonce is consumed by the same transaction that records the launch.
             launch = try await validator.authenticate(launchRequest)
             let profile = try await resolveProfile(for: launch)
             accepted = try await store.accept(launch, facts: facts)
             if let profile, let courseID = accepted.courseID, let environments {
-                let claim = EnvironmentClaim(
-                    userID: accepted.userID, courseID: courseID, profile: profile.0, profileVersion: profile.1, engine: environments.lifecycle.engine.name
-                )
-                let environment = try await environments.lifecycle.ensure(claim)
-                context.logger.info("environment", metadata: ["environment": "\(environment.id)", "state": "\(environment.state.rawValue)"])
+                let claim = EnvironmentClaim(userID: accepted.userID, courseID: courseID, profile: profile.0, profileVersion: profile.1)
+                do {
+                    let environment = try await environments.lifecycle.ensure(claim)
+                    context.logger.info("environment", metadata: ["environment": "\(environment.id)", "state": "\(environment.state.rawValue)"])
+                } catch let refusal as AdmissionRefusal {
+                    context.logger.notice("environment refused", metadata: ["reason": "\(refusal.reason.rawValue)", "user": "\(accepted.userSlug)"])
+                    admission = refusal
+                }
             }
         } catch let refusal as LaunchRefusal {
             return try await refused(refusal, request: launchRequest, facts: facts, context: context)
@@ -64,10 +68,16 @@ struct LaunchController: Sendable {
             "launch accepted",
             metadata: ["consumer": "\(launch.consumerKey)", "user": "\(accepted.userSlug)", "launch": "\(accepted.launchID)", "role": "\(launch.portalRole.rawValue)"]
         )
-        // Straight into the environment once it is ready; the marker lets /home notice a cookie the
-        // browser refused to keep (an iframe with third-party cookies blocked).
-        let marker = self.marker.make(sessionToken: accepted.sessionToken).map { "&launch=\($0)" } ?? ""
-        var response = Response(status: .seeOther, headers: [.location: publicURL.path("/home?enter=1\(marker)"), .cacheControl: "no-store"])
+        var response: Response
+        if let admission {
+            // The launch itself was good (the session is opened), but no environment can start now.
+            response = pages.admissionRefused(admission, requestID: context.requestID, returnURL: returnURL(launchRequest, message: admission.message))
+        } else {
+            // Straight into the environment once it is ready; the marker lets /home notice a cookie
+            // the browser refused to keep (an iframe with third-party cookies blocked).
+            let marker = self.marker.make(sessionToken: accepted.sessionToken).map { "&launch=\($0)" } ?? ""
+            response = Response(status: .seeOther, headers: [.location: publicURL.path("/home?enter=1\(marker)"), .cacheControl: "no-store"])
+        }
         response.setCookie(
             SessionCookie.make(
                 token: accepted.sessionToken,
@@ -129,9 +139,7 @@ struct LaunchController: Sendable {
             metadata: ["reason": "\(refusal.reason.rawValue)", "consumer": "\(request.value("oauth_consumer_key") ?? "-")"]
         )
         try await store.refuse(refusal, request: request, facts: facts)
-        let returnURL = request.nonEmptyValue("launch_presentation_return_url").flatMap { url in
-            Launch.isSafeReturnURL(url) ? Launch.returnURL(url, errorMessage: refusal.message) : nil
-        }
+        let returnURL = returnURL(request, message: refusal.message)
         let heading: String
         switch refusal.reason.kind {
         case .badRequest: heading = "This link could not be opened"
@@ -142,5 +150,12 @@ struct LaunchController: Sendable {
             heading: heading, message: refusal.message, reason: refusal.reason.rawValue, requestID: context.requestID, returnURL: returnURL
         )
         return pages.response("refused", page, status: HTTPResponse.Status(code: refusal.reason.kind.httpStatus))
+    }
+
+    /// The VLE's return URL with `message` for it to show, when the launch gave a safe one.
+    private func returnURL(_ request: LaunchRequest, message: String) -> String? {
+        request.nonEmptyValue("launch_presentation_return_url").flatMap { url in
+            Launch.isSafeReturnURL(url) ? Launch.returnURL(url, errorMessage: message) : nil
+        }
     }
 }

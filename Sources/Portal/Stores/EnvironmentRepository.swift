@@ -1,57 +1,26 @@
 import Environments
 import Foundation
+import Logging
 import NIOCore
 import NIOFoundationCompat
 import PostgresNIO
 
-/// ``EnvironmentStore`` in PostgreSQL. The partial unique index `environments_one_live` makes the
-/// claim atomic across replicas; every state change is checked against the state machine in the
+/// ``EnvironmentStore`` in PostgreSQL. Claims are admitted under one advisory lock (see
+/// `EnvironmentRepository+Admission.swift`), and the partial unique index `environments_one_live`
+/// keeps one live environment per student and course; every state change is checked against the state machine in the
 /// same statement and logged in `environment_events`. Tokens are sealed at rest.
 struct EnvironmentRepository: EnvironmentStore {
     let client: PostgresClient
     let box: SecretBox
     let installationID: String
+    /// Caps, budgets, prices and placement for new environments.
+    var rules = AdmissionRules()
+    var logger = Logger(label: "portal.environments")
 
     static let columns = """
         e.id, u.slug, c.slug, pv.spec::text, e.profile_version, e.engine, e.state, e.message, e.container_id, e.container_name,
-        e.upstream, e.token_sealed, e.home_volume, e.base_path, e.requested_at, e.ready_at
+        e.upstream, e.token_sealed, e.home_volume, e.base_path, e.requested_at, e.ready_at, e.gpu_ids
         """
-
-    func claim(_ claim: EnvironmentClaim) async throws -> (record: EnvironmentRecord, created: Bool) {
-        let token = SessionToken.generate()
-        let sealed = ByteBuffer(data: try box.seal(token))
-        let prefix = String(installationID.prefix(8))
-        // Insert unless a live one exists; the unique partial index arbitrates simultaneous claims.
-        let rows = try await client.query(
-            """
-            WITH ids AS (
-                SELECT u.slug AS user_slug, c.slug AS course_slug FROM users u, courses c WHERE u.id = \(claim.userID) AND c.id = \(claim.courseID)
-            ), inserted AS (
-                INSERT INTO environments (user_id, course_id, profile_slug, profile_version, engine, state, message, container_name,
-                                          token_sealed, home_volume, base_path)
-                SELECT \(claim.userID), \(claim.courseID), \(claim.profile.slug), \(claim.profileVersion), \(claim.engine), 'requested',
-                       'Waiting to start', 'portal-' || \(prefix) || '-' || ids.course_slug || '-' || ids.user_slug || '-' || substr(md5(random()::text), 1, 6),
-                       \(sealed),
-                       CASE WHEN \(claim.profile.persistence.rawValue) = 'persistent' THEN 'portal-home-' || ids.course_slug || '-' || ids.user_slug
-                            ELSE 'portal-tmp-' || ids.course_slug || '-' || ids.user_slug || '-' || substr(md5(random()::text), 1, 6) END,
-                       '/user/' || ids.user_slug || '/' || ids.course_slug || '/'
-                FROM ids
-                ON CONFLICT (user_id, course_id) WHERE state IN ('requested', 'starting', 'ready', 'stopping') DO NOTHING
-                RETURNING id
-            )
-            SELECT id, true FROM inserted
-            UNION ALL
-            SELECT id, false FROM environments WHERE user_id = \(claim.userID) AND course_id = \(claim.courseID)
-                AND state IN ('requested', 'starting', 'ready', 'stopping') AND NOT EXISTS (SELECT 1 FROM inserted)
-            """
-        )
-        for try await (id, created) in rows.decode((Int64, Bool).self) {
-            if created { try await event(id, .requested, "Waiting to start") }
-            guard let record = try await find(id) else { break }
-            return (record, created)
-        }
-        throw EnvironmentRepositoryError(description: "the environment for user \(claim.userID) in course \(claim.courseID) could not be claimed")
-    }
 
     @discardableResult
     func update(_ id: Int64, _ change: EnvironmentChange) async throws -> EnvironmentRecord? {
@@ -118,20 +87,21 @@ struct EnvironmentRepository: EnvironmentStore {
             let basePath = try columns[13].decode(String.self)
             let requestedAt = try columns[14].decode(Date.self)
             let readyAt = try columns[15].decode(Date?.self)
+            let gpuIDs = try columns[16].decode([String].self)
             let profile = try JSONDecoder().decode(Profile.self, from: Data(spec.utf8))
             result.append(
                 EnvironmentRecord(
                     id: id, userSlug: userSlug, courseSlug: courseSlug, profile: profile, profileVersion: version, engine: engine,
                     state: EnvironmentState(rawValue: state) ?? .failed, message: message, containerID: containerID, containerName: containerName,
                     upstream: upstream, token: try box.open(Data(buffer: sealed)), homeVolume: homeVolume, basePath: basePath,
-                    requestedAt: requestedAt, readyAt: readyAt
+                    requestedAt: requestedAt, readyAt: readyAt, gpuIDs: gpuIDs
                 )
             )
         }
         return result
     }
 
-    private func event(_ id: Int64, _ state: EnvironmentState, _ message: String?) async throws {
+    func event(_ id: Int64, _ state: EnvironmentState, _ message: String?) async throws {
         try await client.query("INSERT INTO environment_events (environment_id, state, message) VALUES (\(id), \(state.rawValue), \(message))")
     }
 }

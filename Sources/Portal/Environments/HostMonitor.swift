@@ -1,0 +1,61 @@
+import Environments
+import Logging
+import ServiceLifecycle
+
+/// Asks every host's engine whether it answers, every `interval`, on every replica: a host that
+/// does not is marked down (placement skips it), one that answers again is up. Environments on a
+/// host down for longer than `lostAfter` are marked stopped with the reason `host_lost`, so their
+/// students can launch again elsewhere.
+struct HostMonitor: Service {
+    let hosts: HostRepository
+    let engines: HostEngines
+    let interval: Duration
+    let lostAfter: Duration
+    let logger: Logger
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                await check()
+                try await Task.sleep(for: interval)
+            }
+        }
+    }
+
+    /// One round of checks.
+    func check() async {
+        do {
+            let pool = try await hosts.loads().map(\.host)
+            await withTaskGroup(of: Void.self) { group in
+                for host in pool {
+                    group.addTask { await check(host) }
+                }
+            }
+            let lost = try await hosts.markLost(downFor: lostAfter)
+            if !lost.isEmpty {
+                logger.error("environments marked lost with their host", metadata: ["environments": "\(lost.map(String.init).joined(separator: ","))"])
+            }
+        } catch {
+            logger.warning("checking the hosts failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func check(_ host: Host) async {
+        var failure: String?
+        do {
+            try await engines.engine(of: host).ping()
+        } catch {
+            failure = "\(error)"
+        }
+        do {
+            let before = try await hosts.recordHealth(host.name, up: failure == nil, message: failure)
+            if let failure, before != .down {
+                logger.error("host down: no new environments go there", metadata: ["host": "\(host.name)", "error": "\(failure)"])
+            } else if failure == nil, before == .down {
+                logger.notice("host up again", metadata: ["host": "\(host.name)"])
+            }
+        } catch {
+            logger.warning("recording a host's health failed", metadata: ["host": "\(host.name)", "error": "\(error)"])
+        }
+    }
+}
