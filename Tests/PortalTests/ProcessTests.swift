@@ -199,6 +199,32 @@ struct ProcessTests {
         #expect(try PortalProcess.run(["course", "unmap", "--config", config, "--context-id", "TM351-25J"]).status != 0)
     }
 
+    @Test func theHostAndReportCommands() async throws {
+        let database = try await TestDatabase.create()
+        let directory = scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = try PortalProcess.writeConfig(directory: directory, port: try PortalProcess.freePort(), extra: "database:\n  url: \(database.url)\n")
+        let added = try PortalProcess.run([
+            "host", "add", "gpu-1", "--config", config, "--endpoint", "tcp://10.0.0.5:2375", "--cpu", "16", "--memory", "64GiB", "--gpu", "0:A100",
+            "--gpu", "1:A100", "--label", "pool=gpu",
+        ])
+        #expect(added.status == 0, "\(added.output)")
+        #expect(try PortalProcess.run(["host", "add", "gpu-1", "--config", config, "--endpoint", "tcp://10.0.0.5:2375", "--cpu", "1", "--memory", "1GiB"]).output.contains("already exists"))
+        let badMemory = try PortalProcess.run(["host", "add", "x", "--config", config, "--endpoint", "tcp://h:1", "--cpu", "1", "--memory", "lots"])
+        #expect(badMemory.status != 0 && badMemory.output.contains("--memory"))
+        #expect(try PortalProcess.run(["host", "drain", "gpu-1", "--config", config]).status == 0)
+        let listed = try PortalProcess.run(["host", "list", "--config", config])
+        #expect(listed.output.contains("gpu-1\tdraining (unknown)\ttcp://10.0.0.5:2375\t0\t0/16\t0/65536\t0/2 0:A100,1:A100\tpool=gpu"), "\(listed.output)")
+        #expect(try PortalProcess.run(["host", "drain", "nope", "--config", config]).status != 0)
+        #expect(try PortalProcess.run(["host", "remove", "gpu-1", "--config", config]).status == 0)
+        #expect(try PortalProcess.run(["host", "list", "--config", config]).output.contains("No hosts"))
+
+        let report = try PortalProcess.run(["report", "usage", "--config", config, "--from", "2026-01-01", "--to", "2026-01-31", "--by", "profile"])
+        #expect(report.status == 0 && report.output.contains("profile,currency,runs,refused,cpu_core_hours,memory_gib_hours,gpu_hours,cost\r\n"), "\(report.output)")
+        let badReport = try PortalProcess.run(["report", "usage", "--config", config, "--from", "2026-01-31", "--to", "2026-01-01"])
+        #expect(badReport.status != 0 && badReport.output.contains("--to must not be before --from"))
+    }
+
     @Test func aBadConfigurationStopsWithTheFileKeyAndReason() throws {
         let directory = scratch()
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -16,7 +16,7 @@ struct PortalCommand: AsyncParsableCommand {
             under data_dir.
             """,
         subcommands: [
-            ServeCommand.self, MigrateCommand.self, ConsumerCommand.self, ProfileCommand.self, CourseCommand.self, HostCommand.self, LaunchLinkCommand.self,
+            ServeCommand.self, MigrateCommand.self, ConsumerCommand.self, ProfileCommand.self, CourseCommand.self, HostCommand.self, ReportCommand.self, LaunchLinkCommand.self,
         ]
     )
 }
