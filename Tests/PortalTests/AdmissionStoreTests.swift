@@ -144,6 +144,18 @@ struct AdmissionStoreTests {
                 #expect(refusal.reason == .spendCap && refusal.message.contains("the TM351 team"))
             }
             #expect(try await TestDatabase.count(client, "SELECT count(*) FROM admission_refusals WHERE reason = 'spend_cap'") == 1)
+
+            // Alerts: the second start took the course past 80 % (0.2625 of 0.30), the refusal spent it.
+            #expect(try await TestDatabase.count(client, "SELECT count(*) FROM spend_alerts WHERE level = 'warning' AND committed = 0.2625") == 1)
+            let cap = try #require(admission.courses.first?.budget)
+            let window = try #require(cap.window(containing: Date()))
+            let alerts = SpendAlerts(client: client)
+            let alert = try #require(try await alerts.latest(courseID: course, periodStart: window.start))
+            #expect(alert.spent && alert.notice(period: cap.describe(window)).contains("is spent (0.26 GBP of 0.30 GBP)"))
+            // stop_after_grace: the live environment is due for stopping once the grace has passed.
+            let live = try await alerts.overBudget(contextID: "c1", consumerKey: nil, periodStart: window.start, grace: .zero)
+            #expect(live.count == 1)
+            #expect(try await alerts.overBudget(contextID: "c1", consumerKey: nil, periodStart: window.start, grace: .seconds(3600)).isEmpty)
         }
     }
 }

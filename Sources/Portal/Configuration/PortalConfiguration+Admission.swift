@@ -16,6 +16,8 @@ extension PortalConfiguration {
         var maxRunning: Int?
         /// What a launch over a concurrency cap is told to wait.
         var retryAfter: Duration = .seconds(60)
+        /// How often budgets with `stop_after_grace` are enforced on running environments.
+        var checkInterval: Duration = .seconds(30)
         var courses: [CoursePolicy] = []
         var rateCards: [RateCard] = []
 
@@ -73,11 +75,15 @@ extension PortalConfiguration {
             result.rateCards.append(try rateCard(item))
         }
         guard let node else { return result }
-        let map = try node.mapping(allowing: ["max_running", "retry_after", "courses"])
+        let map = try node.mapping(allowing: ["max_running", "retry_after", "check_interval", "courses"])
         result.maxRunning = try map["max_running"]?.int(in: 1...1_000_000)
         if let value = map["retry_after"] {
             result.retryAfter = try value.duration()
             guard result.retryAfter >= .seconds(1) else { throw value.error("must be at least 1 second") }
+        }
+        if let value = map["check_interval"] {
+            result.checkInterval = try value.duration()
+            guard result.checkInterval >= .seconds(1) else { throw value.error("must be at least 1 second") }
         }
         for item in try map["courses"]?.sequence() ?? [] {
             let entry = try item.mapping(allowing: ["consumer", "context_id", "max_running", "budget"])

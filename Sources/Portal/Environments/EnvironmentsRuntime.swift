@@ -76,6 +76,10 @@ struct EnvironmentsRuntime: Sendable {
         [
             HTTPClientService(client: http, engines: engines), catalog, LifecycleService(lifecycle: lifecycle),
             HostMonitor(hosts: hosts, engines: engines, interval: settings.healthInterval, lostAfter: settings.lostAfter, logger: Logger(label: "portal.hosts")),
+            SpendMonitor(
+                alerts: SpendAlerts(client: repository.client), rules: repository.rules, lifecycle: lifecycle, interval: repository.rules.configuration.checkInterval,
+                logger: Logger(label: "portal.spend")
+            ),
         ]
     }
 }

@@ -44,6 +44,9 @@ struct HomeController: Sendable {
             name: session.displayName, consumer: session.consumerKey, course: course, roleName: Self.roleName(session.role), returnURL: session.returnURL
         )
         var headers: HTTPFields = [:]
+        if let environments, let courseID = session.courseID, session.role != Roles.PortalRole.learner.rawValue {
+            page.budgetNotice = try await budgetNotice(environments, session: session, courseID: courseID)
+        }
         if let environments, let courseID = session.courseID {
             if let record = try await environments.repository.latest(userID: session.userID, courseID: courseID) {
                 if record.state == .ready, request.uri.queryParameters["enter"] == "1" {
@@ -93,6 +96,15 @@ struct HomeController: Sendable {
             }
         }
         return Response(status: .seeOther, headers: [.location: "home", .cacheControl: "no-store"])
+    }
+
+    /// What the module team is told about the course's budget this period, if anything.
+    private func budgetNotice(_ environments: EnvironmentsRuntime, session: SessionStore.Session, courseID: Int64) async throws -> String? {
+        guard let contextID = session.contextID, let cap = environments.repository.rules.budget(consumerKey: session.consumerKey, contextID: contextID),
+            let window = cap.window(containing: Date())
+        else { return nil }
+        let alert = try await SpendAlerts(client: environments.repository.client).latest(courseID: courseID, periodStart: window.start)
+        return alert?.notice(period: cap.describe(window))
     }
 
     static func view(_ record: EnvironmentRecord, formToken: String) -> PageModel.Landing.Environment {

@@ -27,6 +27,8 @@ enum PageModel {
         var roleName: String
         var returnURL: String?
         var environment: Environment?
+        /// The course's budget alert, for its module team.
+        var budgetNotice: String?
         /// No profile applies to this course (environments are on).
         var noEnvironment: Bool = false
     }

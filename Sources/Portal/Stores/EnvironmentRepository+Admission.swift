@@ -23,8 +23,13 @@ extension EnvironmentRepository {
             let (consumerKey, contextID) = try await Self.course(claim.courseID, on: connection, logger: logger)
             let admission = rules.admission(consumerKey: consumerKey, contextID: contextID, profile: claim.profile)
             let now = Date()
-            let snapshot = try await Self.snapshot(claim, window: admission.spendCap?.window(containing: now), on: connection, logger: logger)
-            switch admission.decide(claim.profile, snapshot, at: now) {
+            let window = admission.spendCap?.window(containing: now)
+            let snapshot = try await Self.snapshot(claim, window: window, on: connection, logger: logger)
+            let decision = admission.decide(claim.profile, snapshot, at: now)
+            if let cap = admission.spendCap, let window {
+                try await Self.alertIfDue(decision, snapshot: snapshot, cap: cap, window: window, courseID: claim.courseID, contextID: contextID, on: connection, logger: logger)
+            }
+            switch decision {
             case .failure(let refusal):
                 try await connection.query(
                     """
@@ -44,6 +49,44 @@ extension EnvironmentRepository {
             throw EnvironmentRepositoryError(description: "the environment for user \(claim.userID) in course \(claim.courseID) could not be claimed")
         }
         return (record, created)
+    }
+
+    /// Records the course's budget alert for the period when this decision reaches it: a warning
+    /// when what is committed passes the warning share, `spent` when a launch is refused for the
+    /// budget. Each is recorded (and logged) once per period, whichever replica gets there first.
+    private static func alertIfDue(
+        _ decision: Result<Admitted, AdmissionRefusal>, snapshot: AdmissionSnapshot, cap: SpendCap, window: DateInterval, courseID: Int64, contextID: String,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        let level: String
+        let committed: Decimal
+        switch decision {
+        case .success(let admitted) where snapshot.courseCommitted + admitted.reservation >= cap.amount * cap.warnAt:
+            (level, committed) = ("warning", snapshot.courseCommitted + admitted.reservation)
+        case .failure(let refusal) where refusal.reason == .spendCap:
+            (level, committed) = ("spent", snapshot.courseCommitted)
+        default:
+            return
+        }
+        let rows = try await connection.query(
+            """
+            INSERT INTO spend_alerts (course_id, period_start, level, committed, amount, currency)
+            VALUES (\(courseID), \(window.start), \(level), \(committed), \(cap.amount), \(cap.currency))
+            ON CONFLICT DO NOTHING RETURNING level
+            """,
+            logger: logger
+        )
+        for try await _ in rows {
+            let metadata: Logger.Metadata = [
+                "course": "\(contextID)", "committed": "\(Money.format(committed, cap.currency))", "budget": "\(Money.format(cap.amount, cap.currency))",
+                "period": "\(cap.describe(window))",
+            ]
+            if level == "warning" {
+                logger.warning("a course has committed most of its compute budget", metadata: metadata)
+            } else {
+                logger.error("a course's compute budget is spent: its launches are refused", metadata: metadata)
+            }
+        }
     }
 
     private static func live(_ claim: EnvironmentClaim, on connection: PostgresConnection, logger: Logger) async throws -> Int64? {
