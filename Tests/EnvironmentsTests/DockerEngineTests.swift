@@ -24,7 +24,28 @@ struct DockerEngineTests {
         #expect(host["Binds"] as? [String] == ["portal-home-c-u:/home/jovyan"])
         let bindings = try #require((host["PortBindings"] as? [String: [[String: String]]])?["8888/tcp"])
         #expect(bindings == [["HostIp": "127.0.0.1", "HostPort": ""]])
-        #expect(host["Devices"] == nil)
+        #expect(host["DeviceRequests"] == nil)
+    }
+
+    @Test func gpusAreRequestedByIDFromDockerAndAsCDIDevicesFromPodman() throws {
+        let spec = ContainerSpec(
+            name: "portal-g", image: "img", command: nil, basePath: "/user/u/c/", memoryBytes: 1 << 30, nanoCPUs: 1_500_000_000,
+            mounts: [.init(volume: "home", path: "/home/jovyan"), .init(volume: "/srv/materials", path: "/materials", readOnly: true)], gpuDevices: ["0", "3"]
+        )
+        let docker = try JSONSerialization.jsonObject(with: JSONEncoder().encode(DockerEngine.createBody(spec, publishAddress: "10.0.0.2"))) as? [String: Any]
+        let host = try #require(docker?["HostConfig"] as? [String: Any])
+        let requests = try #require(host["DeviceRequests"] as? [[String: Any]])
+        #expect(requests.first?["DeviceIDs"] as? [String] == ["0", "3"] && requests.first?["Driver"] as? String == "nvidia")
+        #expect((host["PortBindings"] as? [String: [[String: String]]])?["8888/tcp"] == [["HostIp": "10.0.0.2", "HostPort": ""]])
+        let podman = try JSONSerialization.jsonObject(with: JSONEncoder().encode(DockerEngine.libpodCreateBody(spec, publishAddress: "10.0.0.2"))) as? [String: Any]
+        #expect(podman?["devices"] as? [[String: String]] == [["path": "nvidia.com/gpu=0"], ["path": "nvidia.com/gpu=3"]])
+        let limits = try #require(podman?["resource_limits"] as? [String: [String: Int]])
+        #expect(limits["cpu"] == ["quota": 150_000, "period": 100_000] && limits["memory"] == ["limit": 1 << 30, "swap": 1 << 30] && limits["pids"] == ["limit": 1024])
+        let volume = try #require((podman?["volumes"] as? [[String: Any]])?.first)
+        #expect(volume["Name"] as? String == "home" && volume["Dest"] as? String == "/home/jovyan" && (volume["Options"] as? [String])?.isEmpty == true)
+        let mount = try #require((podman?["mounts"] as? [[String: Any]])?.first)
+        #expect(mount["source"] as? String == "/srv/materials" && mount["options"] as? [String] == ["ro", "rbind"])
+        #expect(podman?["cap_drop"] as? [String] == ["ALL"] && podman?["no_new_privileges"] as? Bool == true && podman?["user"] as? String == "1000:100")
     }
 
     @Test func logStreamsAreDemultiplexed() {

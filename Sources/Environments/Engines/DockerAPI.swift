@@ -41,6 +41,11 @@ enum DockerAPI {
         var HostConfig: HostConfig
     }
 
+    struct Version: Decodable {
+        struct Component: Decodable { var Name: String }
+        var Components: [Component]?
+    }
+
     struct Created: Decodable {
         var Id: String
     }

@@ -12,6 +12,8 @@ public struct DockerEngine: Engine {
     public var runsImages: Bool { true }
     let base: String
     let client: HTTPClient
+    /// Whether the engine is Podman, once asked.
+    let flavour = EngineFlavour()
     private let timeout: TimeAmount
     /// The host address environment ports are published on (where the portal reaches them).
     public let publishAddress: String
@@ -63,6 +65,8 @@ public struct DockerEngine: Engine {
     }
 
     public func create(_ spec: ContainerSpec) async throws -> String {
+        // Podman's compatible API ignores GPU requests; its own API takes them as CDI devices.
+        if !spec.gpuDevices.isEmpty, try await isPodman() { return try await createWithLibpod(spec) }
         let response = try await request(
             .POST, "/containers/create?name=\(escape(spec.name))", body: Self.createBody(spec, publishAddress: publishAddress), accept: [201], missingImage: spec.image
         )
@@ -182,7 +186,7 @@ public struct DockerEngine: Engine {
 
     // MARK: - HTTP
 
-    private struct Reply {
+    struct Reply {
         var status: Int
         var body: Data
     }
@@ -191,11 +195,11 @@ public struct DockerEngine: Engine {
         text.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "/?&=+#"))) ?? text
     }
 
-    private func request(
+    func request(
         _ method: HTTPMethod, _ path: String, body: (some Encodable)? = Optional<DockerAPI.CreateVolume>.none, accept: Set<Int>,
-        missingImage: String? = nil, deadline: Duration? = nil
+        missingImage: String? = nil, deadline: Duration? = nil, api: String = "/v1.41"
     ) async throws -> Reply {
-        var request = HTTPClientRequest(url: base + "/v1.41" + path)
+        var request = HTTPClientRequest(url: base + api + path)
         request.method = method
         // Over a unix socket there is no host name; Podman (Go's net/http) insists on a Host header.
         request.headers.replaceOrAdd(name: "Host", value: "localhost")
