@@ -28,6 +28,15 @@ extension EnvironmentLifecycle {
         return result
     }
 
+    /// Reconciles one host, e.g. one whose engine answers again after being down: containers of
+    /// environments marked lost meanwhile are removed.
+    @discardableResult
+    public func reconcile(host: String) async throws -> Reconciliation {
+        var result = Reconciliation()
+        try await reconcile(host: host, engine: engines.engine(for: host), into: &result)
+        return result
+    }
+
     func reconcile(host: String, engine: any Engine, into result: inout Reconciliation) async throws {
         let containers = try await engine.list(labels: installationLabels)
         let byName = Dictionary(containers.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })

@@ -75,7 +75,7 @@ struct EnvironmentsRuntime: Sendable {
     var services: [any Service] {
         [
             HTTPClientService(client: http, engines: engines), catalog, LifecycleService(lifecycle: lifecycle),
-            HostMonitor(hosts: hosts, engines: engines, interval: settings.healthInterval, lostAfter: settings.lostAfter, logger: Logger(label: "portal.hosts")),
+            HostMonitor(hosts: hosts, engines: engines, lifecycle: lifecycle, interval: settings.healthInterval, lostAfter: settings.lostAfter, logger: Logger(label: "portal.hosts")),
             SpendMonitor(
                 alerts: SpendAlerts(client: repository.client), rules: repository.rules, lifecycle: lifecycle, interval: repository.rules.configuration.checkInterval,
                 logger: Logger(label: "portal.spend")

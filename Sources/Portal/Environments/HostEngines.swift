@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Environments
 import Foundation
+import Logging
 import NIOSSL
 import Synchronization
 
@@ -32,8 +33,16 @@ final class HostEngines: EngineDirectory {
         return try engine(of: host)
     }
 
+    /// Every host whose engine can be built (one that cannot is logged and left out).
     func all() async throws -> [(host: String, engine: any Engine)] {
-        try await hosts.loads().map { ($0.host.name, try engine(of: $0.host)) }
+        try await hosts.loads().compactMap { load in
+            do {
+                return (load.host.name, try engine(of: load.host))
+            } catch {
+                Logger(label: "portal.hosts").warning("host left out: its engine cannot be used", metadata: ["host": "\(load.host.name)", "error": "\(error)"])
+                return nil
+            }
+        }
     }
 
     /// The engine for `host`, built again when its description changed.

@@ -5,10 +5,12 @@ import ServiceLifecycle
 /// Asks every host's engine whether it answers, every `interval`, on every replica: a host that
 /// does not is marked down (placement skips it), one that answers again is up. Environments on a
 /// host down for longer than `lostAfter` are marked stopped with the reason `host_lost`, so their
-/// students can launch again elsewhere.
+/// students can launch again elsewhere. A host that comes back is reconciled: the containers of
+/// environments marked lost meanwhile are removed.
 struct HostMonitor: Service {
     let hosts: HostRepository
     let engines: HostEngines
+    let lifecycle: EnvironmentLifecycle
     let interval: Duration
     let lostAfter: Duration
     let logger: Logger
@@ -53,6 +55,10 @@ struct HostMonitor: Service {
                 logger.error("host down: no new environments go there", metadata: ["host": "\(host.name)", "error": "\(failure)"])
             } else if failure == nil, before == .down {
                 logger.notice("host up again", metadata: ["host": "\(host.name)"])
+                let result = try await lifecycle.reconcile(host: host.name)
+                if !result.removedContainers.isEmpty {
+                    logger.notice("removed containers of environments lost while the host was down", metadata: ["host": "\(host.name)", "count": "\(result.removedContainers.count)"])
+                }
             }
         } catch {
             logger.warning("recording a host's health failed", metadata: ["host": "\(host.name)", "error": "\(error)"])
