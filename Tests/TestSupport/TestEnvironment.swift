@@ -27,6 +27,18 @@ public enum TestEnvironment {
     /// Whether engine tests can run (or must).
     public static var hasEngine: Bool { (engineEndpoint != nil && databaseURL != nil) || requireAll }
 
+    /// A pool of container hosts, each a Podman API service in its own network namespace
+    /// (scripts/engine/pool-hosts.sh): `PORTAL_TEST_POOL="host1=tcp://10.231.1.2:2375 host2=…"`.
+    public static var pool: [(name: String, endpoint: String)] {
+        (environment["PORTAL_TEST_POOL"] ?? "").split(separator: " ").compactMap { entry in
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            return parts.count == 2 ? (parts[0], parts[1]) : nil
+        }
+    }
+
+    /// Whether pool tests can run (or must).
+    public static var hasPool: Bool { (pool.count >= 2 && databaseURL != nil && python != nil) || requireAll }
+
     /// The virtualenv of the process engine (scripts/engine/setup-process-engine.sh).
     public static var processVenv: String? { environment["PORTAL_TEST_PROCESS_VENV"] }
 

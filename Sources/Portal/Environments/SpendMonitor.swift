@@ -14,7 +14,11 @@ struct SpendMonitor: Service {
     let logger: Logger
 
     func run() async throws {
-        guard rules.configuration.courses.contains(where: { if case .stopAfterGrace = $0.budget?.policy { true } else { false } }) else { return }
+        guard rules.configuration.courses.contains(where: { if case .stopAfterGrace = $0.budget?.policy { true } else { false } }) else {
+            // Nothing to enforce; a service that returned would end the portal.
+            try? await gracefulShutdown()
+            return
+        }
         try await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 await enforce()

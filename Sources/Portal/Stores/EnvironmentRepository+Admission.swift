@@ -15,6 +15,12 @@ extension EnvironmentRepository {
     /// the hosts' loads and the course's spend, decide, and record the new environment (placed,
     /// priced, its cost reserved) or the refusal.
     func claim(_ claim: EnvironmentClaim) async throws -> (record: EnvironmentRecord, created: Bool) {
+        // A double click or a relaunch joins the live environment without waiting for the lock.
+        if let live = try await records(
+            "WHERE e.user_id = \(claim.userID) AND e.course_id = \(claim.courseID) AND e.state IN ('requested', 'starting', 'ready', 'stopping')"
+        ).first {
+            return (live, false)
+        }
         let sealed = ByteBuffer(data: try box.seal(SessionToken.generate()))
         let logger = self.logger
         let outcome: Result<(Int64, Bool), AdmissionRefusal> = try await client.withTransaction(logger: logger) { connection in

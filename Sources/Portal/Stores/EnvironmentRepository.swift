@@ -67,7 +67,7 @@ struct EnvironmentRepository: EnvironmentStore {
         try await records("WHERE e.user_id = \(userID) AND e.course_id = \(courseID) ORDER BY e.id DESC LIMIT 1").first
     }
 
-    private func records(_ condition: PostgresQuery) async throws -> [EnvironmentRecord] {
+    func records(_ condition: PostgresQuery) async throws -> [EnvironmentRecord] {
         var query = PostgresQuery(unsafeSQL: """
             SELECT \(Self.columns) FROM environments e
             JOIN users u ON u.id = e.user_id JOIN courses c ON c.id = e.course_id
