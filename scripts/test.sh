@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README "Run every test"): installs what the tests need on Debian 12 (PostgreSQL
 # server programs, Python with oauthlib and lti for independently signed launches, Podman with its
-# API service and the portal's Jupyter image), starts a throwaway PostgreSQL on loopback, and runs
+# API service, the portal's Jupyter and light images, and a pool of two Podman hosts in network
+# namespaces — scripts/engine/pool-hosts.sh, left up for the next run), starts a throwaway PostgreSQL on loopback, and runs
 # every test with `swift test`. Safe to run again; the
 # Python tools are cached under $PORTAL_TEST_CACHE (default /var/cache/portal-test).
 set -euo pipefail
@@ -47,6 +48,9 @@ fi
 ENGINE_SOCKET=${PORTAL_TEST_ENGINE_SOCKET:-/run/podman/podman.sock}
 as_root scripts/engine/setup-podman.sh --service "$ENGINE_SOCKET" >/dev/null
 as_root scripts/engine/build-image.sh >/dev/null
+as_root scripts/engine/build-image.sh --image light >/dev/null
+# A pool of two hosts: Podman API services in their own network namespaces (the pool tests).
+POOL=$(as_root scripts/engine/pool-hosts.sh up 2 | awk '{printf "%s%s=%s", sep, $1, $2; sep=" "}')
 # The sandboxed process engine: bubblewrap and a jupyter-server virtualenv.
 PROCESS_VENV=${PORTAL_TEST_PROCESS_VENV:-/opt/portal/jupyter-venv}
 as_root scripts/engine/setup-process-engine.sh "$PROCESS_VENV" >/dev/null
@@ -70,6 +74,7 @@ export PORTAL_TEST_PG_BIN="$PG_BIN"
 export PORTAL_TEST_ENGINE="unix://$ENGINE_SOCKET"
 export PORTAL_TEST_IMAGE=localhost/portal-jupyter:1
 export PORTAL_TEST_PROCESS_VENV="$PROCESS_VENV"
+export PORTAL_TEST_POOL="$POOL"
 # Every test that needs a real component must run: a missing one fails instead of skipping.
 export PORTAL_TEST_REQUIRE_ALL=1
 
