@@ -1,6 +1,7 @@
 import AsyncHTTPClient
-import Environments
+@testable import Environments
 import Foundation
+import Logging
 import NIOHTTP1
 import PostgresNIO
 import TestSupport
@@ -192,6 +193,40 @@ struct HostPoolTests {
         await setup.clean()
     }
 
+    /// A host that lacks an image gets it from another host through the two engines' APIs: here
+    /// from the machine's own Podman to host1 (whose storage is its own), streamed, no registry.
+    @Test func anImageMissingOnAHostIsCopiedFromAnother() async throws {
+        let pool = TestEnvironment.pool
+        let root = try DockerEngine(endpoint: try #require(TestEnvironment.engineEndpoint), name: "root", client: Self.http)
+        let target = try DockerEngine(endpoint: pool[0].endpoint, name: pool[0].name, client: Self.http, publishAddress: Environments.Host.defaultPublishAddress(endpoint: pool[0].endpoint))
+        let image = "localhost/portal-copytest:\(UUID().uuidString.prefix(8).lowercased())"
+        let (repository, tag) = (String(image.split(separator: ":")[0]), String(image.split(separator: ":")[1]))
+        _ = try await root.request(.POST, "/images/localhost/portal-light:1/tag?repo=\(repository)&tag=\(tag)", accept: [200, 201])
+        func removeCopies() async {
+            _ = try? await root.request(.DELETE, "/images/\(image)", accept: [200, 404])
+            _ = try? await target.request(.DELETE, "/images/\(image)", accept: [200, 404])
+        }
+        do {
+            try await copy(image, from: root, to: target, pool: pool)
+        } catch {
+            await removeCopies()
+            throw error
+        }
+        await removeCopies()
+    }
+
+    private func copy(_ image: String, from root: DockerEngine, to target: DockerEngine, pool: [(name: String, endpoint: String)]) async throws {
+        #expect(try await !target.imageExists(image))
+        let lifecycle = EnvironmentLifecycle(
+            engines: FixedEngines([("root", root), (pool[0].name, target)]), store: NoStore(), http: Self.http, installationID: "copy-test",
+            logger: Logger(label: "copy-test")
+        )
+        try await lifecycle.copyImage(image, to: target)
+        #expect(try await target.imageExists(image))
+        // An image no host has is refused with a message saying so.
+        await #expect(throws: EngineError.self) { try await lifecycle.copyImage("localhost/portal-nowhere:1", to: target) }
+    }
+
     /// 200 students launch at once through two portal processes on one database against a course
     /// cap of 10: the engines never run more than 10, the rest are refused with the right page and
     /// every refusal is recorded.
@@ -245,4 +280,12 @@ struct HostPoolTests {
         }
         await setup.clean()
     }
+}
+
+/// A store nothing is recorded in (the image copy needs none).
+struct NoStore: EnvironmentStore {
+    func claim(_ claim: EnvironmentClaim) async throws -> (record: EnvironmentRecord, created: Bool) { throw MissingComponent("no store") }
+    func update(_ id: Int64, _ change: EnvironmentChange) async throws -> EnvironmentRecord? { nil }
+    func find(_ id: Int64) async throws -> EnvironmentRecord? { nil }
+    func live(engine: String) async throws -> [EnvironmentRecord] { [] }
 }
