@@ -16,12 +16,7 @@ struct HostMonitor: Service {
     let logger: Logger
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                await check()
-                try await Task.sleep(for: interval)
-            }
-        }
+        await repeatUntilShutdown(every: interval, immediately: true) { await check() }
     }
 
     /// One round of checks.

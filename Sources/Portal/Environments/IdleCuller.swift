@@ -16,9 +16,7 @@ struct IdleCuller: Service {
     let logger: Logger
 
     func run() async throws {
-        while !Task.isCancelledOrShuttingDown {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            if Task.isCancelledOrShuttingDown { return }
+        await repeatUntilShutdown(every: interval) {
             do {
                 try await cull(now: Date())
             } catch {

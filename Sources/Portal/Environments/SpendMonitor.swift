@@ -19,12 +19,7 @@ struct SpendMonitor: Service {
             try? await gracefulShutdown()
             return
         }
-        try await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                await enforce()
-                try await Task.sleep(for: interval)
-            }
-        }
+        await repeatUntilShutdown(every: interval, immediately: true) { await enforce() }
     }
 
     func enforce(at now: Date = Date()) async {
