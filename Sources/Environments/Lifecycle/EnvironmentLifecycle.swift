@@ -98,9 +98,19 @@ public final class EnvironmentLifecycle: Sendable {
         do {
             let engine = try await engines.engine(for: record.engine)
             let spec = try await prepare(current, on: engine)
-            let id = try await engine.create(spec)
-            current = try await timed { try await store.update(record.id, EnvironmentChange(.starting, message: "Starting the server", containerID: id)) } ?? current
-            try await engine.start(id)
+            var id = ""
+            for attempt in 1...3 {
+                id = try await engine.create(spec)
+                current = try await timed { try await store.update(record.id, EnvironmentChange(.starting, message: "Starting the server", containerID: id)) } ?? current
+                do {
+                    try await engine.start(id)
+                    break
+                } catch let error as EngineError where attempt < 3 && error.message.contains("address already in use") {
+                    // Podman can hand two simultaneous starts the same free port; the loser picks again.
+                    logger.notice("published port taken by a simultaneous start; creating the container again", metadata: ["attempt": "\(attempt)"])
+                    try await engine.remove(id)
+                }
+            }
             let upstream = try await waitUntilReady(current, on: engine, containerID: id, deadline: started + startTimeout)
             let total = ContinuousClock.now - started
             let timings = (start: Int(total.milliseconds), portal: Int(portal.milliseconds))
@@ -173,9 +183,10 @@ public final class EnvironmentLifecycle: Sendable {
         var upstream: String?
         var lastInspection = ContinuousClock.now - .seconds(10)
         while ContinuousClock.now < deadline {
-            // Ask the engine about the container only once a second (for its port, and to notice a
-            // server that died); probe Jupyter itself every 100 ms.
-            if upstream == nil || ContinuousClock.now - lastInspection >= .seconds(1) {
+            // Ask the engine about the container for its port, then only every few seconds (to notice
+            // a server that died: in a class-start burst, inspections compete with the creates);
+            // probe Jupyter itself every 100 ms.
+            if upstream == nil || ContinuousClock.now - lastInspection >= .seconds(3) {
                 lastInspection = .now
                 guard let info = try await engine.inspect(containerID) else {
                     throw EngineError(.failed, "The environment's container disappeared while starting.")

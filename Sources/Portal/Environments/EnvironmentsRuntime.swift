@@ -22,7 +22,7 @@ struct EnvironmentsRuntime: Sendable {
         let settings = configuration.environments
         guard settings.engine != .none else { return nil }
         let installationID = try await Self.installationID(startupClient)
-        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HostEngines.clientConfiguration)
         let hosts = HostRepository(client: client)
         let engines: HostEngines
         do {

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Environments
 import Foundation
 import Logging
+import NIOCore
 import NIOSSL
 import Synchronization
 
@@ -86,9 +87,9 @@ final class HostEngines: EngineDirectory {
             } catch {
                 throw EngineError(.failed, "The TLS files of host \(host.name) cannot be read (\(tls.certificateFile), \(tls.keyFile)): \(error)")
             }
-            let client = HTTPClient(
-                eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: configuration, redirectConfiguration: .disallow)
-            )
+            var clientConfiguration = Self.clientConfiguration
+            clientConfiguration.tlsConfiguration = configuration
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
             let endpoint = "https://" + host.endpoint.dropFirst("tcp://".count)
             do {
                 return Entry(host: host, engine: try DockerEngine(endpoint: endpoint, name: host.name, client: client, publishAddress: host.publishAddress), client: client)
@@ -97,6 +98,16 @@ final class HostEngines: EngineDirectory {
                 throw error
             }
         }
+    }
+
+    /// The HTTP client settings for engines and servers: no redirects, and enough connections per
+    /// host that a class-start burst of creates and starts never queues in the portal (where a
+    /// health check stuck behind them would time out and mark a busy host down); the engine
+    /// itself decides how much to do at once.
+    static var clientConfiguration: HTTPClient.Configuration {
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 512)
+        return configuration
     }
 
     /// The parts of a host that its engine depends on (not its drain flag or health).

@@ -1,9 +1,10 @@
 import Environments
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Asks every host's engine whether it answers, every `interval`, on every replica: a host that
-/// does not is marked down (placement skips it), one that answers again is up. Environments on a
+/// fails three checks in a row is marked down (placement skips it), one that answers again is up. Environments on a
 /// host down for longer than `lostAfter` are marked stopped with the reason `host_lost`, so their
 /// students can launch again elsewhere. A host that comes back is reconciled: the containers of
 /// environments marked lost meanwhile are removed.
@@ -14,6 +15,22 @@ struct HostMonitor: Service {
     let interval: Duration
     let lostAfter: Duration
     let logger: Logger
+    /// Failed checks in a row per host; a host is down from the ``failuresForDown``th (one slow
+    /// answer from a busy engine is not an outage).
+    let failures = Failures()
+    static let failuresForDown = 3
+
+    final class Failures: Sendable {
+        let counts = Mutex<[String: Int]>([:])
+
+        /// Records a check; returns the failures in a row so far.
+        func record(_ host: String, failed: Bool) -> Int {
+            counts.withLock { counts in
+                counts[host] = failed ? counts[host, default: 0] + 1 : 0
+                return counts[host, default: 0]
+            }
+        }
+    }
 
     func run() async throws {
         await repeatUntilShutdown(every: interval, immediately: true) { await check() }
@@ -43,6 +60,11 @@ struct HostMonitor: Service {
             try await engines.engine(of: host).ping()
         } catch {
             failure = "\(error)"
+        }
+        let inARow = failures.record(host.name, failed: failure != nil)
+        if let failure, inARow < Self.failuresForDown {
+            logger.info("host check failed", metadata: ["host": "\(host.name)", "in_a_row": "\(inARow)", "error": "\(failure)"])
+            return
         }
         do {
             let before = try await hosts.recordHealth(host.name, up: failure == nil, message: failure)
