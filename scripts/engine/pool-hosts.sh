@@ -37,7 +37,10 @@
 #   127.0.0.1 is that namespace's loopback: reachable only inside it (nsenter), refused from root.
 # - netavark runs iptables inside each namespace and turns on ip_forward there itself: no extra setup.
 #   Shared with the root podman, by podman's design: the IPAM db /run/containers/networks (container
-#   IPs in 10.88/16 are unique across all instances) and the lock segment /dev/shm/libpod_lock.
+#   IPs in 10.88/16 are unique across all instances). Locks are NOT shared: each host has its own
+#   containers.conf (CONTAINERS_CONF) with lock_type "file" under its own tmpdir. With the default shm
+#   locks all instances shared /dev/shm/libpod_lock, lock numbers collided across instances, and a
+#   host service killed holding one (stop-service) froze the root Podman for a minute.
 # - Egress: traffic entering the root namespace from pv-host<i> may only go to local addresses or to
 #   10.231.0.0/16 (policy rules pref 231/232, "unreachable" otherwise): nothing leaves the machine.
 # - `ip netns exec` breaks podman (it remounts /sys: "no cgroup mount found"): nsenter --net= only.
@@ -60,6 +63,23 @@ ping_host() { curl -fsS -m 2 "$(url "$1")/_ping" 2>/dev/null | grep -qx OK; }
 flags() {   # sets F: host $1's own storage, state, network configs; the shared images read-only
     F=(--root "$LIB/host$1/storage" --runroot "$RUN/host$1/storage" --tmpdir "$RUN/host$1/libpod"
        --network-config-dir "$LIB/host$1/networks" --storage-opt "overlay.imagestore=$RO")
+    # Its own configuration, with file locks under its own tmpdir: with the default shm locks every
+    # podman on the machine shares /dev/shm/libpod_lock, lock numbers of different instances
+    # collide, and a host service killed while holding one (stop-service) froze the machine's own
+    # Podman for a minute at a time.
+    export CONTAINERS_CONF=$LIB/host$1/containers.conf
+}
+host_conf() {   # writes host $1's containers.conf (the keys setup-podman.sh sets, plus file locks)
+    mkdir -p "$LIB/host$1"
+    cat >"$LIB/host$1/containers.conf" <<'TOML'
+[containers]
+default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+lock_type = "file"
+TOML
 }
 # podman CLI for host $1, always inside its namespace (netavark must never tear down in the root one).
 pod() { local i=$1; shift; flags "$i"; nsenter --net="$(ns "$i")" podman "${F[@]}" "$@"; }
@@ -102,12 +122,22 @@ service_pid() {   # the pid in the pid file, if it is still this host's service
 }
 service_start() {
     local i=$1 p
+    # A host from before file locks: stop it (its containers go) so that it starts afresh below.
+    if [ ! -e "$LIB/host$i/containers.conf" ] && service_pid "$i" >/dev/null; then
+        flags "$i"; pod "$i" rm -af -t 10 >/dev/null 2>&1 || true; service_stop "$i"
+    fi
     ping_host "$i" && return 0
     if p=$(service_pid "$i"); then                 # alive but silent: stopped (-STOP) or still starting
         kill -CONT "$p"
         for _ in $(seq 1 50); do ping_host "$i" && return 0; sleep 0.2; done
         log "host$i: service $p does not answer; killing it"; kill -KILL "$p"; sleep 0.5
     fi
+    # Storage made with shared shm locks is started afresh with file locks.
+    if [ ! -e "$LIB/host$i/containers.conf" ]; then
+        umount_under "$LIB/host$i"; umount_under "$RUN/host$i"
+        rm -rf "$LIB/host$i/storage" "$RUN/host$i/storage" "$RUN/host$i/libpod"
+    fi
+    host_conf "$i"
     mkdir -p "$LIB/host$i/storage" "$LIB/host$i/networks" "$RUN/host$i" "$LOGS"; flags "$i"
     # A fresh graphroot would otherwise probe CNI (and warn) before choosing netavark.
     [ -s "$LIB/host$i/storage/defaultNetworkBackend" ] || printf netavark >"$LIB/host$i/storage/defaultNetworkBackend"
