@@ -14,10 +14,11 @@ Subcommands
            portal-summary.json.
   direct   --socket SOCK --image IMG --n N --interval SEC --label K=V --out DIR [--sample SEC]
            [--timeout SEC] [--cpu NAME=PID …]
-           The engine alone at the same rate: per start, a home volume, create, start, inspect
-           (port) and GET <base>api/status every 100 ms until 200 — the same container the portal
-           creates (image, command, limits, labels, mount, port on 127.0.0.1). Removes what it
-           created. Writes OUT/direct-*.
+           The engine alone at the same rate, with the portal's own sequence of engine calls per
+           start: image inspect, volume inspect + create, create, start, inspect (port), then GET
+           <base>api/status every 100 ms until 200 and an inspect every 3 s — the same container
+           the portal creates (image, command, limits, mount, port on 127.0.0.1). Writes
+           OUT/direct-*; the shell script removes the containers (label).
   clean    --socket SOCK --label K=V […]
            Force-removes every container, then every volume, carrying one of the labels (several
            at once; repeated until none is left). Prints what it removed.
@@ -95,10 +96,33 @@ def label_filter(*labels):
     return urllib.parse.quote(json.dumps({"label": list(labels)}), safe="")
 
 
+LIST_PATHS = ["/v4.0.0/libpod/containers/json", "/v1.41/containers/json"]
+
+
 def engine_counts(sock, label):
-    """This run's containers on the engine, by state; and how long the list took."""
+    """This run's containers on the engine, by state; and how long the list took. Podman's own
+    list (libpod) costs it half the CPU of the compatible one (measured: 49 against 86 ms of Podman
+    CPU per call with 60 running containers, growing with every container), so it is used when
+    the engine has it; other engines get the Docker one."""
     begin = time.monotonic()
-    status, listed = api(sock, "GET", f"/containers/json?all=true&filters={label_filter(label)}", timeout=30)
+    while True:
+        path = LIST_PATHS[0]
+        conn = UnixHTTPConnection(sock, 30)
+        try:
+            conn.request("GET", f"{path}?all=true&filters={label_filter(label)}", headers={"Host": "d"})
+            response = conn.getresponse()
+            data = response.read()
+        finally:
+            conn.close()
+        if response.status == 404 and len(LIST_PATHS) > 1:
+            LIST_PATHS.pop(0)
+            continue
+        break
+    status = response.status
+    try:
+        listed = json.loads(data)
+    except ValueError:
+        listed = None
     ms = (time.monotonic() - begin) * 1000
     if status != 200 or not isinstance(listed, list):
         return None, ms
@@ -174,6 +198,25 @@ def _tree_ticks(root):
     return total
 
 
+def _ticks_by_pid():
+    """{pid: (command name, CPU ticks incl. reaped children)} of every live process."""
+    out = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1: raw.rindex(")")]
+        rest = raw[raw.rindex(")") + 2:].split()
+        # (name, CPU ticks with reaped children, start time: tells a reused pid apart; a kernel
+        # worker's name changes with the work it does)
+        out[int(pid)] = (comm, sum(int(x) for x in rest[11:15]), rest[19])
+    return out
+
+
 def _machine_busy_ticks():
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
@@ -191,14 +234,32 @@ class CPUMeter:
         self.before = {n: _tree_ticks(p) for n, p in self.named.items()}
         self.machine = _machine_busy_ticks()
         self.client = resource.getrusage(resource.RUSAGE_SELF)
+        self.children = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.wall = time.monotonic()
+        self.procs = _ticks_by_pid()
+
+    def by_command(self):
+        """CPU seconds per command name during the phase (processes alive at its end, with the time
+        of the children they reaped: runc under conmon, netavark and iptables under podman)."""
+        groups = {}
+        for pid, (comm, ticks, started) in _ticks_by_pid().items():
+            before = self.procs.get(pid)
+            used = ticks - (before[1] if before and before[2] == started else 0)
+            if comm.startswith("kworker/"):
+                comm = "kworker (kernel)"
+            if used > 0:
+                groups[comm] = groups.get(comm, 0) + used
+        return {c: round(t / self.hz, 1) for c, t in sorted(groups.items(), key=lambda kv: -kv[1])[:12]}
 
     def stop(self):
         out = {n: round((_tree_ticks(p) - self.before[n]) / self.hz, 1) for n, p in self.named.items()}
         ru = resource.getrusage(resource.RUSAGE_SELF)
-        out["bench client"] = round(ru.ru_utime + ru.ru_stime - self.client.ru_utime - self.client.ru_stime, 1)
+        ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out["bench client"] = round(ru.ru_utime + ru.ru_stime - self.client.ru_utime - self.client.ru_stime
+                                    + ch.ru_utime + ch.ru_stime - self.children.ru_utime - self.children.ru_stime, 1)
         out["machine (all)"] = round((_machine_busy_ticks() - self.machine) / self.hz, 1)
         out["wall s"] = round(time.monotonic() - self.wall, 1)
+        out["by command"] = self.by_command()
         return out
 
 
@@ -222,6 +283,37 @@ def psql(host, sql, timeout=30):
     return out.stdout
 
 
+class PsqlSession:
+    """One long-lived psql for the samples (a psql process per sample would cost the machine more
+    CPU than the portal's database does): each query is followed by a marker line."""
+
+    MARK = "--burst-sample-end--"
+
+    def __init__(self, host):
+        self.proc = subprocess.Popen(["psql", "-X", "-q", "-t", "-A", "-F", "\t", "-h", host, "-U", "portal", "portal"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+
+    def query(self, sql):
+        self.proc.stdin.write(" ".join(sql.split()) + ";\n\\echo " + self.MARK + "\n")
+        self.proc.stdin.flush()
+        lines = []
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("psql exited: " + " ".join(lines)[-200:])
+            line = line.rstrip("\n")
+            if line == self.MARK:
+                return "\n".join(l for l in lines if l)
+            lines.append(line)
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+
+
 SAMPLE_SQL = """
 SELECT count(*) FILTER (WHERE state IN ('requested', 'starting', 'ready', 'stopping')),
        count(*) FILTER (WHERE state = 'requested'), count(*) FILTER (WHERE state = 'starting'),
@@ -235,6 +327,7 @@ FROM environments
 ENVIRONMENTS_SQL = """
 SELECT json_build_object(
     'user', u.lti_user_id, 'state', e.state, 'message', e.message, 'start_ms', e.start_ms, 'portal_ms', e.portal_ms,
+    'base_path', e.base_path, 'upstream', e.upstream,
     'requested', extract(epoch FROM e.requested_at), 'starting', extract(epoch FROM e.starting_at),
     'ready', extract(epoch FROM e.ready_at), 'failed', extract(epoch FROM e.failed_at),
     'events', (SELECT json_agg(json_build_object('at', extract(epoch FROM ev.at), 'state', ev.state, 'message', ev.message) ORDER BY ev.id)
@@ -255,14 +348,15 @@ class Sampler:
                 lock and busy connections (pg_stat_activity), every `every` s
     Each sample also carries the client's own counters (launches sent, 429s, ready…)."""
 
-    def __init__(self, sock, label, every, t0, psql_host=None, progress=None):
+    def __init__(self, sock, label, every, t0, psql_host=None, progress=None, name_prefix=None):
         self.sock, self.label, self.every, self.psql_host = sock, label, every, psql_host
+        self.name_prefix = name_prefix
         self.progress = progress or (lambda: {})
-        self.samples = {"engine": [], "ping": [], "db": []}
+        self.samples = {"engine": [], "ping": [], "db": [], "conmon": []}
         self.stopping = threading.Event()
         self.t0 = t0
         self.threads = [threading.Thread(target=self.loop, args=(kind,), daemon=True)
-                        for kind in ("engine", "ping") + (("db",) if psql_host else ())]
+                        for kind in ("engine", "ping") + (("db",) if psql_host else ()) + (("conmon",) if name_prefix else ())]
 
     def start(self):
         for t in self.threads:
@@ -279,7 +373,9 @@ class Sampler:
             sample["took_ms"] = round((time.monotonic() - begin) * 1000, 1)
             sample.update(self.progress())
             self.samples[kind].append(sample)
-            self.stopping.wait(max(0.0, self.every - (time.monotonic() - begin)))
+            # The engine's list costs the engine CPU in proportion to its containers: the next one
+            # waits a whole period after this one answered, so the sampler never lists non-stop.
+            self.stopping.wait(self.every if kind == "engine" else max(0.0, self.every - (time.monotonic() - begin)))
 
     def engine(self, sample):
         counts, _ = engine_counts(self.sock, self.label)
@@ -287,6 +383,27 @@ class Sampler:
             sample["error"] = "list failed"
         else:
             sample.update(holding=counts["holding"], running=counts["running"], states=counts["states"])
+
+    def conmon(self, sample):
+        """Containers of this run that Podman has started, counted without asking Podman: a conmon
+        process each, whose `-n NAME` is the container's name."""
+        names = set()
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    args = f.read().split(b"\0")
+            except OSError:
+                continue
+            if not args or not args[0].endswith(b"conmon"):
+                continue
+            for flag, value in zip(args, args[1:]):
+                if flag == b"-n" and value.decode("utf-8", "replace").startswith(self.name_prefix):
+                    names.add(value)
+                    break
+        # Distinct names: conmon forks while it starts, so one container briefly has two.
+        sample["count"] = len(names)
 
     def ping(self, sample):
         status, _ = api(self.sock, "GET", "/_ping", timeout=60)
@@ -297,7 +414,9 @@ class Sampler:
                     sample["mem_available_mib"] = int(line.split()[1]) // 1024
 
     def db(self, sample):
-        row = psql(self.psql_host, SAMPLE_SQL).strip().split("\t")
+        if getattr(self, "session", None) is None:
+            self.session = PsqlSession(self.psql_host)
+        row = self.session.query(SAMPLE_SQL).strip().split("\t")
         live, req, sta, rdy, fail, active, advisory, conns = (int(x) for x in row)
         sample.update(live=live, requested=req, starting=sta, ready=rdy, failed=fail,
                       pg_active=active, pg_advisory_waits=advisory, pg_connections=conns)
@@ -309,6 +428,8 @@ class Sampler:
         self.stopping.set()
         for t in self.threads:
             t.join()
+        if getattr(self, "session", None) is not None:
+            self.session.close()
 
     def rows(self):
         return [dict(kind=kind, **sample) for kind, samples in self.samples.items() for sample in samples]
@@ -414,6 +535,7 @@ def portal_one(a, parts, index, user, body, due, tally):
             time.sleep(a.poll)
         rec["ready_ms"] = round((time.monotonic() - start) * 1000, 1)
         rec["polls"] = polls
+        rec["cookie"] = cookie
         rec["state"] = state
         if state == "ready":
             rec["outcome"] = "ready"
@@ -457,6 +579,30 @@ def write_jsonl(path, rows):
             f.write(json.dumps(row) + "\n")
 
 
+def reachable_after(results, target, phase):
+    """Once every launch has settled: does each environment that became ready still answer
+    GET <base>api/status (through the portal's proxy with the student's cookie, or directly on its
+    published port)? A ready environment that stops answering is lost to its student."""
+    ready = [r for r in results if r.get("outcome") == "ready" and r.get("base_path")]
+
+    def check(rec):
+        host, port, base, headers = target(rec)
+        try:
+            conn = http.client.HTTPConnection(host, port, timeout=10)
+            conn.request("GET", base + "api/status", headers=headers)
+            status = conn.getresponse().status
+            conn.close()
+        except (OSError, http.client.HTTPException) as e:
+            status = f"{type(e).__name__}"
+        rec["after"] = status
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(check, ready))
+    lost = [r for r in ready if r.get("after") != 200]
+    log(f"{phase}: {len(ready) - len(lost)} of {len(ready)} ready environments answer after the burst"
+        + (f"; not answering: {', '.join(str(r.get('upstream') or r.get('port')) + ' ' + str(r['after']) for r in lost[:10])}" if lost else ""))
+
+
 def cmd_portal(a):
     threading.stack_size(512 * 1024)
     parts = urllib.parse.urlsplit(a.url)
@@ -469,7 +615,8 @@ def cmd_portal(a):
         f"one every {a.interval * 1000:.0f} ms over {a.n * a.interval:.0f} s; cap {a.cap}")
     tally = Tally()
     t0 = time.monotonic() + 0.5
-    sampler = Sampler(a.socket, f"portal.installation={a.installation}", a.sample, t0, psql_host=a.psql_host, progress=tally.snapshot)
+    sampler = Sampler(a.socket, f"portal.installation={a.installation}", a.sample, t0, psql_host=a.psql_host, progress=tally.snapshot,
+                      name_prefix=f"portal-{a.installation[:8]}-")
     cpu = CPUMeter(parse_cpu(a.cpu))
     cpu.start()
     sampler.start()
@@ -510,6 +657,10 @@ def cmd_portal(a):
         rec["start_ms"], rec["portal_ms"] = env.get("start_ms"), env.get("portal_ms")
         if env["state"] == "failed":
             rec["db_message"] = env.get("message")
+        rec["base_path"], rec["upstream"] = env.get("base_path"), env.get("upstream")
+    reachable_after(results, lambda r: (parts.hostname, parts.port, r["base_path"], {"Cookie": r["cookie"]}), "portal")
+    for rec in results:
+        rec.pop("cookie", None)
     os.makedirs(a.out, exist_ok=True)
     write_jsonl(os.path.join(a.out, "portal-launches.jsonl"), results)
     write_jsonl(os.path.join(a.out, "portal-samples.jsonl"), sampler.rows())
@@ -562,6 +713,12 @@ def direct_one(a, index, due, label_key, label_value, tally):
     marks = {}
     tally.add("posted")
     try:
+        # The portal's own sequence of engine calls (EnvironmentLifecycle.start): image check, volume
+        # check, volume create, create, start, inspect; then probes, and an inspect every 3 s.
+        status, _ = api(a.socket, "GET", f"/images/{a.image}/json")
+        if status != 200:
+            raise RuntimeError(f"image inspect answered {status}")
+        api(a.socket, "GET", f"/volumes/{volume}")
         status, _ = api(a.socket, "POST", "/volumes/create", {"Name": volume, "Labels": labels})
         if status not in (200, 201):
             raise RuntimeError(f"volume create answered {status}")
@@ -581,8 +738,8 @@ def direct_one(a, index, due, label_key, label_value, tally):
             raise RuntimeError(f"start answered {status}: {(body or {}).get('message', '')[:200]}")
         port, last_inspect = None, 0.0
         while time.monotonic() - start < a.timeout:
-            # As the portal does: inspect once a second (and until the port is known), probe every 100 ms.
-            if port is None or time.monotonic() - last_inspect >= 1.0:
+            # As the portal does: inspect until the port is known, then every 3 s; probe every 100 ms.
+            if port is None or time.monotonic() - last_inspect >= 3.0:
                 last_inspect = time.monotonic()
                 _, info = api(a.socket, "GET", f"/containers/{cid}/json")
                 bindings = ((info or {}).get("NetworkSettings", {}).get("Ports") or {}).get("8888/tcp") or []
@@ -603,7 +760,7 @@ def direct_one(a, index, due, label_key, label_value, tally):
         else:
             raise RuntimeError(f"not ready within {a.timeout:.0f} s")
         now = time.monotonic()
-        rec.update(outcome="ready", ready_ms=round((now - start) * 1000, 1))
+        rec.update(outcome="ready", ready_ms=round((now - start) * 1000, 1), port=port, base_path=base, token=token)
         seg = {"post>created": (marks["created"] - start) * 1000}
         if "started" in marks:
             seg["created>started"] = (marks["started"] - marks["created"]) * 1000
@@ -622,7 +779,7 @@ def cmd_direct(a):
     log(f"direct: {a.n} starts through the engine API, one every {a.interval * 1000:.0f} ms over {a.n * a.interval:.0f} s")
     tally = Tally()
     t0 = time.monotonic() + 0.5
-    sampler = Sampler(a.socket, a.label, a.sample, t0, progress=tally.snapshot)
+    sampler = Sampler(a.socket, a.label, a.sample, t0, progress=tally.snapshot, name_prefix="burst-direct-")
     cpu = CPUMeter(parse_cpu(a.cpu))
     cpu.start()
     sampler.start()
@@ -634,6 +791,9 @@ def cmd_direct(a):
 
     threading.Thread(target=progress, daemon=True).start()
     results = run_schedule(a.n, a.interval, lambda i, due: direct_one(a, i, due, key, value, tally), t0)
+    reachable_after(results, lambda r: ("127.0.0.1", r["port"], r["base_path"], {"Authorization": f"token {r['token']}"}), "direct")
+    for rec in results:
+        rec.pop("token", None)
     time.sleep(a.sample * 2)
     sampler.stop()
     stop_progress.set()
@@ -681,7 +841,7 @@ def load(out, phase):
 
 
 def split_samples(rows):
-    out = {"engine": [], "ping": [], "db": []}
+    out = {"engine": [], "ping": [], "db": [], "conmon": []}
     for r in rows:
         out.setdefault(r.get("kind", "engine"), []).append(r)
     return out
@@ -696,7 +856,7 @@ def cmd_report(a):
         sys.exit(1)
     pl, ps_rows, psum = portal
     ps = split_samples(ps_rows)
-    dl, ds, dsum = (direct[0], split_samples(direct[1]), direct[2]) if direct else ([], {"engine": [], "ping": [], "db": []}, {})
+    dl, ds, dsum = (direct[0], split_samples(direct[1]), direct[2]) if direct else ([], {"engine": [], "ping": [], "db": [], "conmon": []}, {})
     cap = psum["cap"]
     rows = []
 
@@ -724,6 +884,8 @@ def cmd_report(a):
     add("first → last launch sent, s", (len(pl) - 1) * psum["interval"], (len(dl) - 1) * dsum["interval"] if D else "-", digits=1)
     add("client lateness max ms", max(vals(pl, "late_ms")), max(vals(dl, "late_ms")) if D else "-")
     add("ready", count(pl, "ready"), count(dl, "ready") if D else "-")
+    add("  of which answering api/status after the burst", sum(1 for r in pl if r.get("after") == 200),
+        sum(1 for r in dl if r.get("after") == 200) if D else "-")
     add("refused (429)", count(pl, "refused"), "-" if D else "")
     add("failed (the start failed)", count(pl, "failed"), "-" if D else "")
     other = {}
@@ -764,11 +926,16 @@ def cmd_report(a):
     d_live = [s["live"] for s in db if "live" in s]
     add("max containers on the engine (running + created)", max(e_hold) if e_hold else None, max((s["holding"] for s in ds["engine"] if "holding" in s), default=None) if D else "-")
     add("max running containers (engine)", max(e_run) if e_run else None, max((s["running"] for s in ds["engine"] if "running" in s), default=None) if D else "-")
+    c_run = [s["count"] for s in ps["conmon"] if "count" in s]
+    add("max started containers (conmon processes)", max(c_run) if c_run else None,
+        max((s["count"] for s in ds["conmon"] if "count" in s), default=None) if D else "-")
     add("max live environments (database)", max(d_live) if d_live else None, "")
     add("cap (admission.max_running)", cap, "")
     v_engine = sum(1 for x in e_hold if x > cap)
+    v_conmon = sum(1 for x in c_run if x > cap)
     v_db = sum(1 for x in d_live if x > cap)
     add("violations: engine samples above the cap", v_engine, "")
+    add("violations: conmon samples above the cap", v_conmon, "")
     add("violations: database samples above the cap", v_db, "")
 
     def gap(samples):
@@ -777,6 +944,8 @@ def cmd_report(a):
 
     rows.append(("engine samples (count, longest gap s)", f"{len(eng)}, {fmt(gap(eng), 1)}", f"{len(ds['engine'])}, {fmt(gap(ds['engine']), 1)}" if D else "-", ""))
     rows.append(("database samples (count, longest gap s)", f"{len(db)}, {fmt(gap(db), 1)}", "", ""))
+    rows.append(("conmon samples (count, longest gap s)", f"{len(ps['conmon'])}, {fmt(gap(ps['conmon']), 1)}",
+                 f"{len(ds['conmon'])}, {fmt(gap(ds['conmon']), 1)}" if D else "-", ""))
     lm = [s["took_ms"] for s in eng]
     dlm = [s["took_ms"] for s in ds["engine"]]
     rows.append(("engine: list containers p50 / max ms", f"{fmt(pct(lm, 50))} / {fmt(max(lm) if lm else None)}", f"{fmt(pct(dlm, 50))} / {fmt(max(dlm) if dlm else None)}" if D else "-", ""))
@@ -794,6 +963,7 @@ def cmd_report(a):
                  f"{max((s.get('pg_connections', 0) for s in db), default='-')}", "", ""))
     rows.append(("admission_refusals (database)", ", ".join(f"{k} {v}" for k, v in sorted(psum.get("refusals", {}).items())) or "none", "", ""))
     cpu_p, cpu_d = dict(psum.get("cpu", {})), dict(dsum.get("cpu", {}))
+    by_p, by_d = cpu_p.pop("by command", {}), cpu_d.pop("by command", {})
     for c in (cpu_p, cpu_d):
         if "machine (all)" in c:
             c["everything else"] = round(c["machine (all)"] - sum(v for k, v in c.items() if k not in ("machine (all)", "wall s")), 1)
@@ -810,9 +980,16 @@ def cmd_report(a):
     print(f"class-start burst: {len(pl)} LTI launches by distinct students of one course, one every {psum['interval'] * 1000:.0f} ms, "
           f"admission.max_running {cap}; light profile; launch→ready = POST sent → the environment's ready_at "
           f"(direct: create sent → probe 200); engine and database sampled every {psum['sample']:g} s")
+    if a.note:
+        print(a.note)
     print(f"{'':{w0}}  {'portal':>{w1}}  {'direct':>{w2}}  portal/direct")
     for label, pv, dv, r in rows:
         print(f"{label:{w0}}  {pv:>{w1}}  {dv:>{w2}}  {r}")
+
+    for name, c in (("portal", by_p), ("direct", by_d)):
+        if c:
+            print(f"CPU s by command, {name} phase (processes alive at its end, with the children they reaped): "
+                  + ", ".join(f"{k} {v:g}" for k, v in list(c.items())[:10]))
 
     problems = {}
     for r in pl + dl:
@@ -855,7 +1032,7 @@ def cmd_report(a):
         return "-" if v is None else v
 
     print("\ntimeline of the burst through the portal (t: s since the first launch; counts at t; ms and waits: worst in the 5 s before t):")
-    timeline(ps, ["engine", "ping", "db"], [
+    timeline(ps, ["engine", "ping", "db", "conmon"], [
         ("t", 4, lambda r: f"{r['t']:.0f}"),
         ("sent", 5, lambda r: last(r, "db", "c_posted")),
         ("429", 4, lambda r: last(r, "db", "c_refused")),
@@ -867,26 +1044,29 @@ def cmd_report(a):
         ("live", 5, lambda r: last(r, "db", "live")),
         ("lock waits", 10, lambda r: mx(r, "db", "pg_advisory_waits")),
         ("containers", 10, lambda r: last(r, "engine", "holding")),
+        ("conmon", 6, lambda r: last(r, "conmon", "count")),
         ("list ms", 7, lambda r: mx(r, "engine", "took_ms")),
         ("_ping ms", 8, lambda r: mx(r, "ping", "took_ms")),
     ])
     print("  (requested…live: environments by state in the database; lock waits: admissions waiting on the advisory lock;\n"
-          "   containers: this portal's containers on the engine, running + created; list/_ping: the engine's answer times)")
+          "   containers: this portal's containers on the engine, running + created (as of its last list);\n"
+          "   conmon: of those, started ones counted from /proc; list/_ping: the engine's answer times)")
     if D:
         print("\ntimeline of the direct starts:")
-        timeline(ds, ["engine", "ping"], [
+        timeline(ds, ["engine", "ping", "conmon"], [
             ("t", 4, lambda r: f"{r['t']:.0f}"),
             ("sent", 5, lambda r: last(r, "engine", "c_posted")),
             ("ready", 5, lambda r: last(r, "engine", "c_ready")),
             ("err", 4, lambda r: last(r, "engine", "c_errors")),
             ("containers", 10, lambda r: last(r, "engine", "holding")),
+            ("conmon", 6, lambda r: last(r, "conmon", "count")),
             ("list ms", 7, lambda r: mx(r, "engine", "took_ms")),
             ("_ping ms", 8, lambda r: mx(r, "ping", "took_ms")),
         ])
     if D and p_db and d_ready:
         print(f"\nratio: launch→ready portal/direct p50 {pct(p_db, 50) / pct(d_ready, 50):.2f}, p95 {pct(p_db, 95) / pct(d_ready, 95):.2f} "
               f"({len(p_db)} ready through the portal, {len(d_ready)} directly)")
-    print(f"violations: {v_engine + v_db}")
+    print(f"violations: {v_engine + v_conmon + v_db}")
 
 
 # ------------------------------------------------------------------------------ main
@@ -932,6 +1112,7 @@ def main():
 
     r = sub.add_parser("report")
     r.add_argument("--out", required=True)
+    r.add_argument("--note", default="", help="a line printed under the title (e.g. the phase order)")
     r.set_defaults(func=cmd_report)
 
     a = p.parse_args()

@@ -62,6 +62,8 @@
 #                    start timeout is environments.start_timeout, 120 s)
 #   BURST_DIRECT     1 (default): also the direct-engine baseline; 0: the portal only
 #   BURST_DIRECT_N   how many direct starts (min(N, CAP): what the portal admitted), at the same rate
+#   BURST_ORDER      portal-first (default) or direct-first: which phase runs first (a control for
+#                    the engine's state — both start from no containers of this run)
 #   ENGINE_SOCKET    Podman's API socket (/run/podman/podman.sock)
 #   BENCH_MAX_BUSY   before each phase, wait until at most this % of CPU is busy (15) ...
 #   BENCH_QUIET_WAIT ... for at most this many seconds (120), then warn and go on
@@ -81,6 +83,7 @@ SAMPLE=${BURST_SAMPLE:-0.5}
 TIMEOUT=${BURST_TIMEOUT:-180}
 DIRECT=${BURST_DIRECT:-1}
 DIRECT_N=${BURST_DIRECT_N:-$((N < CAP ? N : CAP))}
+ORDER=${BURST_ORDER:-portal-first}
 SOCKET=${ENGINE_SOCKET:-/run/podman/podman.sock}
 MAX_BUSY=${BENCH_MAX_BUSY:-15}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-120}
@@ -93,6 +96,7 @@ BENCH_TAG=burst-bench
 # ------------------------------------------------------------------------------ prerequisites
 [[ $(id -u) == 0 ]] || die "run as root (Podman's API socket, the embedded PostgreSQL's user)"
 [[ $N =~ ^[0-9]+$ && $N -ge 2 && $CAP =~ ^[0-9]+$ && $CAP -ge 1 ]] || die "BURST_N must be at least 2 and BURST_CAP at least 1"
+[[ $ORDER == portal-first || $ORDER == direct-first ]] || die "BURST_ORDER is portal-first or direct-first, not '$ORDER'"
 if [[ -z ${PORTAL_BIN:-} ]]; then
     PORTAL_BIN=.build-bench/release/portal
     if [[ ${BURST_BUILD:-1} == 1 ]]; then
@@ -216,29 +220,33 @@ CPU_ARGS=(--cpu "portal=$PORTAL_PID")
 [[ -n $POSTMASTER ]] && CPU_ARGS+=(--cpu "postgres=$POSTMASTER")
 [[ -n $PODMAN_PID ]] && CPU_ARGS+=(--cpu "podman service=$PODMAN_PID")
 
-# ------------------------------------------------------------------------------ the burst through the portal
-busy=$("$PY" "$HERE/lti_bench.py" quiet --max-busy "$MAX_BUSY" --max-wait "$QUIET_WAIT")
-log "portal phase: $N launches over ${SECONDS_SPREAD}s (CPU busy before: ${busy}%)"
-"$PY" "$HELPER" portal --url "http://127.0.0.1:$PORT/lti/launch" --key "$LTI_KEY" --secret "$LTI_SECRET" \
-    --n "$N" --interval "$INTERVAL" --cap "$CAP" --socket "$SOCKET" --installation "$INSTALLATION" \
-    --psql-host "$WORK/data/run" --out "$WORK" --poll "$POLL" --sample "$SAMPLE" --timeout "$TIMEOUT" "${CPU_ARGS[@]}"
-echo "{\"busy_before_pct\": ${busy:-0}}" >"$WORK/portal-quiet.json"
-grep -E 'level=(warning|error|critical)|\b(warning|error|critical)\b' "$WORK/portal.log" | head -n 5 >&2 || true
-
-# The portal's environments go before the baseline starts (the portal is stopped first, so it
-# neither restarts nor reconciles anything meanwhile).
-stop_portal
-log "removing the portal's containers and volumes: $(clean_engine | tail -n1)"
-
-# ------------------------------------------------------------------------------ the engine alone
-if [[ $DIRECT == 1 && $DIRECT_N -ge 2 ]]; then
+# ------------------------------------------------------------------------------ the two phases
+portal_phase() {
+    local busy
+    busy=$("$PY" "$HERE/lti_bench.py" quiet --max-busy "$MAX_BUSY" --max-wait "$QUIET_WAIT")
+    log "portal phase: $N launches over ${SECONDS_SPREAD}s (CPU busy before: ${busy}%)"
+    "$PY" "$HELPER" portal --url "http://127.0.0.1:$PORT/lti/launch" --key "$LTI_KEY" --secret "$LTI_SECRET" \
+        --n "$N" --interval "$INTERVAL" --cap "$CAP" --socket "$SOCKET" --installation "$INSTALLATION" \
+        --psql-host "$WORK/data/run" --out "$WORK" --poll "$POLL" --sample "$SAMPLE" --timeout "$TIMEOUT" "${CPU_ARGS[@]}"
+    grep -E '\b(warning|error|critical)\b' "$WORK/portal.log" | head -n 5 >&2 || true
+    # The portal's environments go before anything else runs (the portal is stopped first, so it
+    # neither restarts nor reconciles anything meanwhile).
+    stop_portal
+    log "removing the portal's containers and volumes: $(clean_engine | tail -n1)"
+}
+direct_phase() { # the engine alone
+    [[ $DIRECT == 1 && $DIRECT_N -ge 2 ]] || return 0
+    local busy dcpu=()
     busy=$("$PY" "$HERE/lti_bench.py" quiet --max-busy "$MAX_BUSY" --max-wait "$QUIET_WAIT")
     log "direct phase: $DIRECT_N starts through the engine API, one every ${INTERVAL}s (CPU busy before: ${busy}%)"
-    DCPU=()
-    [[ -n $PODMAN_PID ]] && DCPU+=(--cpu "podman service=$PODMAN_PID")
+    [[ -n $PODMAN_PID ]] && dcpu+=(--cpu "podman service=$PODMAN_PID")
     "$PY" "$HELPER" direct --socket "$SOCKET" --image "$IMAGE" --n "$DIRECT_N" --interval "$INTERVAL" \
-        --label "$DIRECT_LABEL" --out "$WORK" --sample "$SAMPLE" --timeout 120 "${DCPU[@]}"
+        --label "$DIRECT_LABEL" --out "$WORK" --sample "$SAMPLE" --timeout 120 "${dcpu[@]}"
     log "removing the direct containers and volumes: $(clean_engine | tail -n1)"
-fi
+}
+case $ORDER in
+    portal-first) portal_phase; direct_phase ;;
+    direct-first) direct_phase; portal_phase ;;
+esac
 
-"$PY" "$HELPER" report --out "$WORK"
+"$PY" "$HELPER" report --out "$WORK" --note "phases: $ORDER; portal $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') ($PORTAL_BIN); $(nproc) CPUs, $(free -g | awk '/^Mem:/ {print $2}') GiB"
