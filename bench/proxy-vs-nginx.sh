@@ -49,6 +49,9 @@
 #   BENCH_VENV               Python venv (/var/cache/portal-bench/venv, else bench/.venv)
 #   BENCH_KEEP=1             keep the scratch directory (configs, logs, wrk outputs, results.jsonl)
 #   BENCH_RESULTS=FILE       also copy the results (JSON lines, one per leg and test) to FILE
+#   BENCH_HOLD=FILE          once everything is up, write the direct/nginx/portal URLs, the cookie
+#                            and the portal's pid to FILE and wait until FILE is removed (for perf,
+#                            strace or wrk by hand), then run the legs as usual
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -270,6 +273,14 @@ run_ws() { # leg test host:port connections (a browser sends Origin; here it is 
     [[ -n $json ]] || json='{"errors": 1, "error": "the WebSocket client failed (see ws.log)"}'
     record "$1" "$2" "$json"
 }
+
+if [[ -n ${BENCH_HOLD:-} ]]; then
+    # Manual measurement (perf, strace): the three URLs and the cookie, held until the file goes.
+    printf 'direct=http://%s%s\nnginx=http://127.0.0.1:%s%s\nportal=http://127.0.0.1:%s%s\ncookie=portal_session=%s\nportal_pid=%s\n' \
+        "$UPSTREAM" "$BASE" "$NGINX_PORT" "$BASE" "$PORT" "$BASE" "$COOKIE" "${PORTAL_PID:-}" >"$BENCH_HOLD"
+    log "holding: the URLs are in $BENCH_HOLD; remove it to go on"
+    while [[ -e $BENCH_HOLD ]]; do sleep 1; done
+fi
 
 for LEG in direct nginx portal; do
     want "$LEG" || continue

@@ -19,7 +19,23 @@ import Testing
 struct ProxyStreamingTests {
     static let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
 
-    @Test func eventsAndLongPollsFlowHeadersAreRewrittenAndUploadsStreamOverAUnixSocket() async throws {
+    /// A portal with one launched student whose ready environment is the stand-in server.
+    struct StandIn {
+        let port: Int
+        let base: String
+        let token: String
+        var url: String { "http://127.0.0.1:\(port)\(base)" }
+
+        func get(_ path: String, headers: [(String, String)] = []) async throws -> (HTTPClientResponse, String) {
+            var request = HTTPClientRequest(url: url + path)
+            request.headers.add(name: "Cookie", value: "portal_session=\(token)")
+            request.headers.add(contentsOf: headers)
+            let response = try await ProxyStreamingTests.client.execute(request, timeout: .seconds(30))
+            return (response, String(buffer: try await response.body.collect(upTo: 1 << 20)))
+        }
+    }
+
+    static func withStandIn(_ body: @escaping @Sendable (StandIn) async throws -> Void) async throws {
         try await PortalHarness.withPortal(environments: try ProxyTests.environments()) { client, db in
             let port = try #require(client.port)
             let signed = try PortalHarness.sign(params: IndependentSigner.launchParameters(user: "stream-a", context: "OTHER-9"))
@@ -50,14 +66,15 @@ struct ProxyStreamingTests {
                 FROM users u, courses c
                 """
             )
-            let url = "http://127.0.0.1:\(port)\(base)"
-            func get(_ path: String, headers: [(String, String)] = []) async throws -> (HTTPClientResponse, String) {
-                var request = HTTPClientRequest(url: url + path)
-                request.headers.add(name: "Cookie", value: "portal_session=\(token)")
-                request.headers.add(contentsOf: headers)
-                let response = try await Self.client.execute(request, timeout: .seconds(30))
-                return (response, String(buffer: try await response.body.collect(upTo: 1 << 20)))
-            }
+            try await body(StandIn(port: port, base: base, token: token))
+        }
+    }
+
+    @Test func eventsAndLongPollsFlowHeadersAreRewrittenAndUploadsStreamOverAUnixSocket() async throws {
+        try await Self.withStandIn { standIn in
+            let url = standIn.url
+            let token = standIn.token
+            let port = standIn.port
 
             // Server-sent events: the first event arrives while the stream is still open (the
             // server sends the second only after the client has seen the first and said so).
@@ -71,20 +88,20 @@ struct ProxyStreamingTests {
                 received += String(buffer: chunk)
                 if !acknowledged, received.contains("data: one") {
                     acknowledged = true
-                    #expect(try await get("ack").1 == "ok")
+                    #expect(try await standIn.get("ack").1 == "ok")
                 }
             }
             #expect(received == "data: one\n\ndata: two\n\n")
 
             // A long poll is answered whenever the server answers, and other requests go on meanwhile.
-            async let poll = get("poll")
+            async let poll = standIn.get("poll")
             try await Task.sleep(for: .milliseconds(200))
-            #expect(try await get("release").1 == "ok")
+            #expect(try await standIn.get("release").1 == "ok")
             #expect(try await poll.1 == "released")
 
             // Headers: the token added, the portal's cookie and hop-by-hop fields dropped, the
             // browser's own forwarding claims replaced, Host kept.
-            let (_, json) = try await get(
+            let (_, json) = try await standIn.get(
                 "headers",
                 headers: [
                     ("Cookie", "theme=dark"), ("Connection", "keep-alive, X-Secret-Hop"), ("X-Secret-Hop", "1"), ("Authorization", "Basic ZXZpbA=="),
@@ -114,6 +131,44 @@ struct ProxyStreamingTests {
             let expected = SHA256Hex.of(Data(repeating: 0x5a, count: size))
             #expect(answer.contains(#""length": \#(size)"#))
             #expect(answer.contains(expected))
+        }
+    }
+
+    /// One browser connection carrying requests the proxy's fast path forwards itself (body-less
+    /// GETs and HEADs) and requests its router answers (uploads with a length or in chunks, a refusal
+    /// without a session), written all at once, in 7-byte pieces, or one after another: every answer
+    /// comes back whole and in order, read by Python's own HTTP parser, and an upstream answer
+    /// delimited by closing ends the connection.
+    @Test(arguments: ["pipelined", "trickle", "sequential"])
+    func oneConnectionMixesForwardedAndRoutedRequestsInOrder(mode: String) async throws {
+        try await Self.withStandIn { standIn in
+            let output = try PythonTool.run("pipeline_client.py", ["127.0.0.1", "\(standIn.port)", standIn.base, standIn.token, mode])
+            struct Answer: Decodable {
+                let status: Int
+                let headers: [[String]]
+                let length: Int
+                let sha256: String
+                let text: String
+                func header(_ name: String) -> String? { headers.first { $0[0] == name }?[1] }
+            }
+            struct Run: Decodable {
+                let responses: [Answer]
+                let closed: Bool
+                let upload: [String]
+            }
+            let run = try JSONDecoder().decode(Run.self, from: Data(output.utf8))
+            try #require(run.responses.count == 8)
+            let answers = run.responses
+            #expect(answers[0].status == 200 && answers[0].text == "echo 1")
+            #expect(answers[1].status == 200 && answers[1].length == 0 && answers[1].header("content-length") == "6")
+            #expect(answers[2].status == 200 && answers[2].text.contains(#""length": 100000"#) && answers[2].text.contains(run.upload[0]))
+            let lines = (0..<300).map { "line \($0)\n" }.joined()
+            #expect(answers[3].status == 200 && answers[3].sha256 == SHA256Hex.of(Data(lines.utf8)))
+            #expect(answers[4].status == 403)
+            #expect(answers[5].status == 200 && answers[5].text.contains(#""length": 3000"#) && answers[5].text.contains(run.upload[1]))
+            #expect(answers[6].status == 200 && answers[6].text == "echo 4")
+            #expect(answers[7].status == 200 && answers[7].length == 12_000 && answers[7].header("connection") == "close")
+            #expect(run.closed)
         }
     }
 }

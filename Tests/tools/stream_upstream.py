@@ -9,6 +9,9 @@ easily: server-sent events, long polls, header rewriting, chunked uploads.
     GET  BASE release        releases the long poll
     GET  BASE headers        the request's headers as JSON
     POST BASE upload         reads the body (chunked or Content-Length); answers {"length", "sha256"}
+    GET  BASE echo/N         "echo N" with a Content-Length (HEAD: the same head, no body)
+    GET  BASE chunked        a chunked body of 300 numbered lines
+    GET  BASE closed         a body delimited by closing the connection (no length, no chunks)
 """
 import hashlib
 import json
@@ -65,10 +68,35 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "release":
             released.set()
             self.reply("ok")
+        elif path is not None and path.startswith("echo/"):
+            self.reply("echo " + path[5:])
+        elif path == "chunked":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for number in range(300):
+                self.chunk("line %d\n" % number)
+            self.wfile.write(b"0\r\n\r\n")
+        elif path == "closed":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"until close\n" * 1000)
+            self.close_connection = True
         elif path == "headers":
             self.reply(json.dumps([[k, v] for k, v in self.headers.items()]), "application/json")
         else:
             self.send_error(404)
+
+    def do_HEAD(self):
+        path = self.path[len(BASE):] if self.path.startswith(BASE) else ""
+        body = ("echo " + path[5:]).encode()
+        self.send_response(200 if path.startswith("echo/") else 404)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
 
     def do_POST(self):
         digest, length = hashlib.sha256(), 0

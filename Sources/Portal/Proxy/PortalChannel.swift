@@ -14,8 +14,9 @@ import Synchronization
 /// subprotocols, extensions, frame sizes, pings and closes are the browser's and the server's own.
 ///
 /// A refused or failed upgrade falls through to the responder, which answers it (403, 404, 502…).
-/// As with any NIO upgrader, only a connection's first request can upgrade; browsers open every
-/// WebSocket on a new connection.
+/// As with any NIO upgrader, only the first request a connection hands to NIO can upgrade (requests
+/// the fast path ``RawProxyHandler`` forwarded itself do not count); browsers open every WebSocket
+/// on a new connection.
 struct PortalChannel: ServerChildChannel, HTTPChannelHandler {
     enum UpgradeResult: Sendable {
         case spliced(any Channel)
@@ -36,10 +37,13 @@ struct PortalChannel: ServerChildChannel, HTTPChannelHandler {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             let splice = proxy.map { SpliceUpgrader(proxy: $0, logger: logger) }
+            // The fast path reads the browser's bytes before NIO's HTTP parser does.
+            let fastPath = proxy.map { NIOLoopBound(RawProxyHandler(proxy: $0), eventLoop: channel.eventLoop) }
+            if let fastPath { try channel.pipeline.syncOperations.addHandler(fastPath.value) }
             let upgrade = NIOTypedHTTPServerUpgradeConfiguration<UpgradeResult>(upgraders: splice.map { [$0] } ?? []) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let proxy { try channel.pipeline.syncOperations.addHandler(FastProxyHandler(proxy: proxy)) }
                     try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                    if let fastPath { try channel.pipeline.syncOperations.addHandler(RouterResponseObserver(fastPath: fastPath.value)) }
                     try channel.pipeline.syncOperations.addHandler(HTTPUserEventHandler(logger: logger))
                     let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                         wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true)

@@ -7,11 +7,50 @@ import NIOHTTP1
 /// reach the student-controlled server, the server's token is added, and `X-Forwarded-*` say who
 /// asked and how. `Host` is kept: Jupyter compares it with `Origin` on WebSocket and API requests.
 enum ProxyHeaders {
-    /// Fields that describe one connection, not the message.
-    static let hopByHop: Set<String> = [
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",
-        "transfer-encoding", "upgrade",
-    ]
+    /// The fields the proxy treats specially, recognised from their name's bytes in any case
+    /// (no lower-cased copy), so the byte-level fast path (``RawRequest``) and the string path
+    /// follow the same rules.
+    enum Field: Equatable {
+        case host, contentLength, transferEncoding, connection, upgrade, expect, cookie, authorization
+        /// `X-Forwarded-For`: extended when the peer is a trusted proxy, else replaced.
+        case forwardedFor
+        /// `X-Forwarded-Proto/Host/Port`, `X-Real-IP`, `Forwarded`: kept from a trusted proxy, else replaced.
+        case forwardedInfo
+        /// The other hop-by-hop fields (RFC 9110 §7.6.1).
+        case hopByHop
+        case other
+
+        private static let known: [(name: [UInt8], field: Field)] = {
+            let names: [(String, Field)] = [
+                ("host", .host), ("content-length", .contentLength), ("transfer-encoding", .transferEncoding), ("connection", .connection),
+                ("upgrade", .upgrade), ("expect", .expect), ("cookie", .cookie), ("authorization", .authorization),
+                ("x-forwarded-for", .forwardedFor), ("x-forwarded-proto", .forwardedInfo), ("x-forwarded-host", .forwardedInfo),
+                ("x-forwarded-port", .forwardedInfo), ("x-real-ip", .forwardedInfo), ("forwarded", .forwardedInfo),
+                ("keep-alive", .hopByHop), ("proxy-authenticate", .hopByHop), ("proxy-authorization", .hopByHop),
+                ("proxy-connection", .hopByHop), ("te", .hopByHop), ("trailer", .hopByHop),
+            ]
+            return names.map { (Array($0.0.utf8), $0.1) }
+        }()
+
+        init<Name: Collection>(name: Name) where Name.Element == UInt8 {
+            let count = name.count
+            for entry in Self.known where entry.name.count == count {
+                if zip(name, entry.name).allSatisfy({ ($0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0) == $1 }) {
+                    self = entry.field
+                    return
+                }
+            }
+            self = .other
+        }
+
+        /// Whether the field describes one connection (never passed on as it came).
+        var isHopByHop: Bool {
+            switch self {
+            case .connection, .upgrade, .transferEncoding, .hopByHop: true
+            default: false
+            }
+        }
+    }
 
     /// Who sent the request and how it reached the portal.
     struct Client: Sendable {
@@ -39,7 +78,7 @@ enum ProxyHeaders {
         method: String, target: String, authority: String?, headers fields: Headers, client: Client, authorization: String, dropCookies: Set<String>
     ) -> HTTPRequestHead where Headers.Element == (name: String, value: String) {
         var listed = Set<String>()
-        for field in fields where field.name.lowercased() == "connection" { listed.formUnion(connectionListed([field.value])) }
+        for field in fields where Field(name: field.name.utf8) == .connection { listed.formUnion(connectionListed([field.value])) }
         var headers = HTTPHeaders()
         headers.reserveCapacity(16)
         if let authority { headers.add(name: "Host", value: authority) }
@@ -47,28 +86,30 @@ enum ProxyHeaders {
         var chunked = false
         var hasLength = false
         for field in fields {
-            let name = field.name.lowercased()
-            switch name {
-            case "transfer-encoding":
+            let kind = Field(name: field.name.utf8)
+            switch kind {
+            case .transferEncoding:
                 chunked = chunked || field.value.lowercased().contains("chunked")
                 continue
-            case "content-length":
+            case .contentLength:
                 hasLength = true
-            case "host", "expect":
+            case .host, .expect:
                 continue  // the authority is added above; the portal answers for itself
-            case "authorization", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip", "forwarded":
-                if name != "authorization", client.trusted { break }
-                continue  // replaced below; a browser cannot choose what the server sees
-            case "x-forwarded-for":
+            case .authorization:
+                continue  // replaced below
+            case .forwardedInfo:
+                if !client.trusted { continue }  // replaced below; a browser cannot choose what the server sees
+            case .forwardedFor:
                 if client.trusted { forwardedFor = forwardedFor.map { "\($0), \(field.value)" } ?? field.value }
                 continue
-            case "cookie":
+            case .cookie:
                 if let kept = CookieHeader.removing(dropCookies, from: field.value) { headers.add(name: "Cookie", value: kept) }
                 continue
-            default:
-                break
+            case .connection, .upgrade, .hopByHop:
+                continue
+            case .other:
+                if !listed.isEmpty, listed.contains(field.name.lowercased()) { continue }
             }
-            if hopByHop.contains(name) || listed.contains(name) { continue }
             headers.add(name: field.name, value: field.value)
         }
         if chunked, !hasLength { headers.add(name: "Transfer-Encoding", value: "chunked") }
@@ -90,8 +131,7 @@ enum ProxyHeaders {
         var kept = HTTPHeaders()
         kept.reserveCapacity(headers.count)
         for (name, value) in headers {
-            let lower = name.lowercased()
-            if hopByHop.contains(lower) || listed.contains(lower) { continue }
+            if Field(name: name.utf8).isHopByHop || (!listed.isEmpty && listed.contains(name.lowercased())) { continue }
             kept.add(name: name, value: value)
         }
         return kept
@@ -109,7 +149,7 @@ enum ProxyHeaders {
         return HTTPResponse(status: status, headerFields: fields)
     }
 
-    private static func connectionListed<S: Sequence>(_ values: S) -> Set<String> where S.Element: StringProtocol {
+    static func connectionListed<S: Sequence>(_ values: S) -> Set<String> where S.Element: StringProtocol {
         var names = Set<String>()
         for value in values {
             let plain = value.lowercased()

@@ -41,23 +41,32 @@ final class ProxyRoute: Sendable {
     /// The route prefix of a request path: `/user/a/b/` for `/user/a/b/lab?x`, and for `/user/a/b`
     /// itself; `nil` when the path is not under `/user/<x>/<y>`.
     static func prefix(of path: Substring) -> Substring? {
-        guard path.hasPrefix("/user/") else { return nil }
+        prefixLength(of: path.utf8).map { Substring(path.utf8.prefix($0)) }
+    }
+
+    /// How many bytes at the start of a request target make its route prefix (see ``prefix(of:)``),
+    /// read from the bytes (the proxy's fast path asks on every request).
+    static func prefixLength<Bytes: Sequence>(of target: Bytes) -> Int? where Bytes.Element == UInt8 {
+        var iterator = target.makeIterator()
+        for expected in "/user/".utf8 {
+            guard iterator.next() == expected else { return nil }
+        }
+        var length = 6
         var slashes = 0
-        var index = path.index(path.startIndex, offsetBy: 6)
-        var segmentStart = index
-        while index < path.endIndex {
-            let character = path[index]
-            if character == "?" || character == "#" { break }
-            if character == "/" {
-                guard index > segmentStart else { return nil }  // an empty user or course slug
-                slashes += 1
-                if slashes == 2 { return path[..<path.index(after: index)] }
-                segmentStart = path.index(after: index)
+        var segment = 0
+        while let byte = iterator.next(), byte != UInt8(ascii: "?"), byte != UInt8(ascii: "#") {
+            length += 1
+            guard byte == UInt8(ascii: "/") else {
+                segment += 1
+                continue
             }
-            index = path.index(after: index)
+            guard segment > 0 else { return nil }  // an empty user or course slug
+            slashes += 1
+            if slashes == 2 { return length }
+            segment = 0
         }
         // `/user/a/b` without its trailing slash.
-        return slashes == 1 && index > segmentStart ? path[..<index] : nil
+        return slashes == 1 && segment > 0 ? length : nil
     }
 }
 
@@ -88,6 +97,14 @@ final class RouteTable: Sendable {
         guard var prefix = ProxyRoute.prefix(of: path) else { return nil }
         if prefix.last != "/" { prefix = Substring(prefix + "/") }
         return routes.withLock { $0[prefix] }
+    }
+
+    /// The route for a request target given as bytes (the fast path): only its prefix is copied.
+    func route(forTarget target: UnsafeRawBufferPointer) -> ProxyRoute? {
+        guard let length = ProxyRoute.prefixLength(of: target) else { return nil }
+        var prefix = String(decoding: UnsafeRawBufferPointer(rebasing: target[..<length]), as: UTF8.self)
+        if target[length - 1] != UInt8(ascii: "/") { prefix += "/" }
+        return routes.withLock { $0[Substring(prefix)] }
     }
 
     /// Replaces every route (after (re)connecting to the database), keeping activity seen so far.

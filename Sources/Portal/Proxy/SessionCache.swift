@@ -24,7 +24,14 @@ final class SessionCache: Sendable {
     let client: PostgresClient
     let ttl: Duration
     let capacity: Int
-    private let entries = Mutex<[Data: Entry]>([:])
+    /// Keyed by the cookie's token itself (held in memory anyway while a request is read): hashing
+    /// it as the database does would cost a SHA-256 on every proxied request.
+    private let entries = Mutex<[Key: Entry]>([:])
+
+    private struct Key: Hashable {
+        var token: String
+        var scope: Scope
+    }
 
     init(client: PostgresClient, ttl: Duration = .seconds(10), capacity: Int = 100_000) {
         self.client = client
@@ -35,7 +42,7 @@ final class SessionCache: Sendable {
     /// The live session for a cookie token in `scope`, or `nil`.
     func session(token: String, scope: Scope) async throws -> Entry? {
         if let entry = cached(token: token, scope: scope) { return entry }
-        let key = Self.key(token, scope)
+        let key = Key(token: token, scope: scope)
         let now = ContinuousClock.now
         let hash = ByteBuffer(data: SessionToken.hash(token))
         let rows = try await client.query(
@@ -59,14 +66,8 @@ final class SessionCache: Sendable {
 
     /// The session for a cookie token if it is in memory and fresh (no database).
     func cached(token: String, scope: Scope) -> Entry? {
-        let key = Self.key(token, scope)
+        let key = Key(token: token, scope: scope)
         guard let entry = entries.withLock({ $0[key] }), entry.validUntil > .now else { return nil }
         return entry
-    }
-
-    private static func key(_ token: String, _ scope: Scope) -> Data {
-        var key = SessionToken.hash(token)
-        key.append(scope == .portal ? 0 : 1)
-        return key
     }
 }

@@ -43,18 +43,6 @@ enum UpstreamError: Error, CustomStringConvertible {
     }
 }
 
-/// Takes an upstream response part by part on the connection's event loop (the proxy's fast path,
-/// ``FastProxyHandler``), instead of as a promise and an async stream.
-protocol UpstreamSink: AnyObject {
-    func upstreamHead(_ head: HTTPResponseHead)
-    /// Returns `false` to stop reading until ``UpstreamHandler/resume()``.
-    func upstreamBody(_ buffer: ByteBuffer) -> Bool
-    func upstreamReadComplete()
-    func upstreamEnd()
-    /// The exchange failed; `beforeHead` when nothing of the response arrived.
-    func upstreamFailed(_ error: any Error, beforeHead: Bool)
-}
-
 /// The last handler of an upstream HTTP/1.1 connection: one exchange at a time, reading only on
 /// demand (`autoRead` is off), and telling its ``UpstreamConnection`` when a response has ended
 /// so the connection can go back to the pool.
@@ -87,8 +75,6 @@ final class UpstreamHandler: ChannelInboundHandler {
         /// The head is here; body parts of the same read are collected before deciding to stream.
         case collecting(EventLoopPromise<UpstreamResponse>, HTTPResponseHead, ByteBuffer?)
         case streaming(UpstreamBody.Source, keepAlive: Bool)
-        /// The fast path: parts go to a sink on this event loop.
-        case sinking(any UpstreamSink, keepAlive: Bool, headSeen: Bool)
         /// The body ended for the consumer but `didTerminate` may still arrive.
         case closed
     }
@@ -119,14 +105,6 @@ final class UpstreamHandler: ChannelInboundHandler {
         }
     }
 
-    /// Starts an exchange whose response goes to `sink` (on the event loop).
-    func send(_ head: HTTPRequestHead, end: Bool, sink: any UpstreamSink) {
-        guard begin(head, end: end, state: .sinking(sink, keepAlive: true, headSeen: false)) else {
-            sink.upstreamFailed(context == nil ? UpstreamError.closedBeforeResponse : UpstreamError.busy, beforeHead: true)
-            return
-        }
-    }
-
     private func begin(_ head: HTTPRequestHead, end: Bool, state next: State) -> Bool {
         guard let context, case .idle = state else { return false }
         state = next
@@ -144,37 +122,8 @@ final class UpstreamHandler: ChannelInboundHandler {
         head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols
     }
 
-    /// Reads again after a sink paused.
-    func resume() {
-        guard case .sinking = state, !demand else { return }
-        demand = true
-        context?.read()
-    }
-
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
-        if case .sinking(let sink, let keepAlive, let headSeen) = state {
-            switch part {
-            case .head(let head):
-                if Self.isInformational(head) {
-                    skippingInformational = true
-                    return
-                }
-                state = .sinking(sink, keepAlive: head.isKeepAlive, headSeen: true)
-                sink.upstreamHead(head)
-            case .body(let buffer):
-                if headSeen, !sink.upstreamBody(buffer) { demand = false }
-            case .end:
-                if skippingInformational {
-                    skippingInformational = false
-                    return
-                }
-                state = .idle
-                sink.upstreamEnd()
-                onResponseEnd?(keepAlive && context.channel.isActive)
-            }
-            return
-        }
         switch (part, state) {
         case (.head(let head), .awaitingHead(let promise)):
             if Self.isInformational(head) {
@@ -224,10 +173,9 @@ final class UpstreamHandler: ChannelInboundHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         if case .collecting = state { startStreaming(context: context) }
-        if case .sinking(let sink, _, _) = state { sink.upstreamReadComplete() }
         switch state {
         case .awaitingHead: context.read()
-        case .streaming where demand, .sinking where demand: context.read()
+        case .streaming where demand: context.read()
         case .idle: context.read()  // notice the server closing an idle keep-alive connection
         default: break
         }
@@ -273,9 +221,6 @@ final class UpstreamHandler: ChannelInboundHandler {
             promise.fail(error ?? UpstreamError.closedBeforeResponse)
         case .streaming(let source, _):
             source.finish(error ?? UpstreamError.closedMidResponse)
-        case .sinking(let sink, _, let headSeen):
-            state = .closed
-            sink.upstreamFailed(error ?? (headSeen ? UpstreamError.closedMidResponse : UpstreamError.closedBeforeResponse), beforeHead: !headSeen)
         case .idle, .closed:
             break
         }

@@ -3,8 +3,15 @@ import NIOHTTP1
 import NIOPosix
 import Synchronization
 
-/// One keep-alive HTTP/1.1 connection to an environment's server.
-final class UpstreamConnection: Sendable {
+/// A keep-alive connection to an environment's server that the pool can hold.
+protocol PooledUpstream: AnyObject, Sendable {
+    var channel: any Channel { get }
+    var address: UpstreamAddress { get }
+}
+
+/// One keep-alive HTTP/1.1 connection to an environment's server, through NIO's HTTP codec (the
+/// router's path: request bodies, streamed responses).
+final class UpstreamConnection: PooledUpstream {
     let channel: any Channel
     let address: UpstreamAddress
     private let handler: NIOLoopBound<UpstreamHandler>
@@ -37,9 +44,6 @@ final class UpstreamConnection: Sendable {
         }
     }
 
-    /// The connection's handler, for the fast path (on the connection's event loop only).
-    var handlerOnLoop: UpstreamHandler { handler.value }
-
     /// Sends a request and waits for the response head. A request body is streamed from `body`,
     /// each part written once the previous one left, so a slow server slows the upload.
     func exchange<Body: AsyncSequence>(_ head: HTTPRequestHead, body: Body?) async throws -> UpstreamResponse where Body.Element == ByteBuffer {
@@ -63,15 +67,18 @@ final class UpstreamConnection: Sendable {
 }
 
 /// Keep-alive connections to environment servers, reused across requests and kept on the event
-/// loop of the browser connection that asked, so that forwarding does not hop threads.
+/// loop of the browser connection that asked, so that forwarding does not hop threads. The fast
+/// path's byte-level connections (``RawUpstreamConnection``) and the router's HTTP ones are kept
+/// apart.
 final class UpstreamPool: Sendable {
     private struct Key: Hashable {
         var address: UpstreamAddress
         var loop: ObjectIdentifier
+        var raw: Bool
     }
 
     private struct Idle {
-        var connection: UpstreamConnection
+        var connection: any PooledUpstream
         var since: ContinuousClock.Instant
     }
 
@@ -95,10 +102,18 @@ final class UpstreamPool: Sendable {
 
     /// An idle connection to `address` on `eventLoop`, if one is ready now.
     func idleConnection(_ address: UpstreamAddress, on eventLoop: any EventLoop) -> UpstreamConnection? {
-        let key = Key(address: address, loop: ObjectIdentifier(eventLoop))
+        takeIdle(Key(address: address, loop: ObjectIdentifier(eventLoop), raw: false)) as? UpstreamConnection
+    }
+
+    /// An idle fast-path connection to `address` on `eventLoop`, if one is ready now.
+    func idleRawConnection(_ address: UpstreamAddress, on eventLoop: any EventLoop) -> RawUpstreamConnection? {
+        takeIdle(Key(address: address, loop: ObjectIdentifier(eventLoop), raw: true)) as? RawUpstreamConnection
+    }
+
+    private func takeIdle(_ key: Key) -> (any PooledUpstream)? {
         let now = ContinuousClock.now
-        var stale = [UpstreamConnection]()
-        let found: UpstreamConnection? = idle.withLock { table in
+        var stale = [any PooledUpstream]()
+        let found: (any PooledUpstream)? = idle.withLock { table in
             while let candidate = table[key]?.popLast() {
                 if candidate.connection.channel.isActive, now - candidate.since < idleLifetime { return candidate.connection }
                 stale.append(candidate.connection)
@@ -113,12 +128,20 @@ final class UpstreamPool: Sendable {
     func connect(_ address: UpstreamAddress, on eventLoop: any EventLoop) -> EventLoopFuture<UpstreamConnection> {
         UpstreamConnection.connect(to: address, on: eventLoop, timeout: connectTimeout) { [weak self] connection, reusable in
             guard reusable, let self else { return connection.channel.close(promise: nil) }
-            self.release(connection)
+            self.release(connection, raw: false)
         }
     }
 
-    private func release(_ connection: UpstreamConnection) {
-        let key = Key(address: connection.address, loop: ObjectIdentifier(connection.channel.eventLoop))
+    /// A new fast-path connection to `address` on `eventLoop`, returned to the pool after each response.
+    func connectRaw(_ address: UpstreamAddress, on eventLoop: any EventLoop) -> EventLoopFuture<RawUpstreamConnection> {
+        RawUpstreamConnection.connect(to: address, on: eventLoop, timeout: connectTimeout) { [weak self] connection, reusable in
+            guard reusable, let self else { return connection.channel.close(promise: nil) }
+            self.release(connection, raw: true)
+        }
+    }
+
+    private func release(_ connection: any PooledUpstream, raw: Bool) {
+        let key = Key(address: connection.address, loop: ObjectIdentifier(connection.channel.eventLoop), raw: raw)
         let kept = idle.withLock { table in
             guard table[key, default: []].count < maxIdlePerServer else { return false }
             table[key, default: []].append(Idle(connection: connection, since: .now))

@@ -1,0 +1,389 @@
+import NIOCore
+import NIOHTTPTypes
+
+/// The proxy's fast path, first in every browser connection's pipeline, in front of NIO's HTTP/1
+/// parser. A body-less HTTP/1.1 request under `/user/` whose session and route are already in memory
+/// is read from the bytes, its head rewritten line by line, and sent on a pooled byte-level
+/// connection on the same event loop; the response head is rewritten the same way and its body
+/// passed on unchanged (``RawUpstreamHandler``). No HTTP message types, no Swift task and no thread
+/// hop per request, as in nginx.
+///
+/// Every other request — a session or route not cached yet, a refusal, a body, an upgrade, any other
+/// path, anything the strict byte reader does not accept — is handed to NIO's parser exactly as the
+/// browser sent it, and the router answers it with the same rules (``EnvironmentProxy``, which also
+/// fills the caches read here). Request boundaries are followed through the bodies handed over, so
+/// the next request is read from the right byte; after an upgrade or an unreadable request, the
+/// rest of the connection goes to NIO. Responses stay in request order: a request is taken here
+/// only when the router owes no response (``RouterResponseObserver`` says when it has answered).
+final class RawProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, RawUpstreamSink {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    private enum Mode {
+        /// At the start of a request.
+        case requests
+        /// The rest of a request handed to the router: a body of this many bytes, or chunks.
+        case handingBody(remaining: Int)
+        case handingChunks(ChunkedScanner)
+        /// Everything goes to NIO from here on.
+        case passthrough
+    }
+
+    /// One request forwarded here (a class: it is updated in place as the exchange goes on).
+    private final class Exchange {
+        /// The browser's head as it came, for the router if the server cannot be reached.
+        var request = ByteBuffer()
+        let upstreamRequest: ByteBuffer
+        let address: UpstreamAddress
+        let isHEAD: Bool
+        let keepAlive: Bool
+        var connection: RawUpstreamConnection?
+        var responseStarted = false
+        var freshConnections = 0
+
+        init(upstreamRequest: ByteBuffer, address: UpstreamAddress, isHEAD: Bool, keepAlive: Bool) {
+            self.upstreamRequest = upstreamRequest
+            self.address = address
+            self.isHEAD = isHEAD
+            self.keepAlive = keepAlive
+        }
+    }
+
+    private let proxy: EnvironmentProxy
+    private var context: ChannelHandlerContext?
+    private var allocator = ByteBufferAllocator()
+    private var mode = Mode.requests
+    /// Bytes read from the browser and not dispatched yet.
+    private var pending: ByteBuffer?
+    /// Requests handed to the router whose responses have not ended.
+    private var routerOutstanding = 0
+    private var exchange: Exchange?
+    private var readPending = false
+    /// Between `channelRead` and `channelReadComplete`.
+    private var reading = false
+    /// Bytes went to NIO's parser since the last `channelReadComplete`.
+    private var handedThisRead = false
+    /// The connection ends after the current exchange (a quiesce, or the browser closed its side).
+    private var closeAfterExchange = false
+    /// The browser's address and whether it is a trusted proxy, read once per connection.
+    private lazy var client: (address: String?, trusted: Bool) = {
+        let address = self.context?.channel.remoteAddress?.ipAddress
+        return (address, self.proxy.resolver.isTrusted(address))
+    }()
+
+    init(proxy: EnvironmentProxy) {
+        self.proxy = proxy
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.allocator = context.channel.allocator
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: Browser → portal
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .passthrough = mode, pending == nil {
+            handedThisRead = true
+            context.fireChannelRead(data)
+            return
+        }
+        reading = true
+        var bytes = unwrapInboundIn(data)
+        if var earlier = pending {
+            pending = nil  // one owner, so appending does not copy the storage
+            earlier.writeBuffer(&bytes)
+            pending = earlier
+        } else {
+            pending = bytes
+        }
+        dispatch(context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        reading = false
+        // NIO's handlers behind this one only need it after bytes were handed to them.
+        if handedThisRead {
+            handedThisRead = false
+            context.fireChannelReadComplete()
+        }
+    }
+
+    /// Takes the pending bytes as far as they go: forwards a request, hands bytes to NIO, or waits.
+    private func dispatch(context: ChannelHandlerContext) {
+        var handed = false
+        defer { if handed, !reading { context.fireChannelReadComplete() } }
+        while var bytes = pending, bytes.readableBytes > 0 {
+            switch mode {
+            case .passthrough:
+                pending = nil
+                hand(bytes, context: context, handed: &handed)
+                return
+            case .handingBody(let remaining):
+                let count = min(remaining, bytes.readableBytes)
+                hand(bytes.take(count), context: context, handed: &handed)
+                mode = count == remaining ? .requests : .handingBody(remaining: remaining - count)
+            case .handingChunks(var scanner):
+                switch bytes.withUnsafeReadableBytes({ scanner.scan($0) }) {
+                case .more:
+                    hand(bytes.take(bytes.readableBytes), context: context, handed: &handed)
+                    mode = .handingChunks(scanner)
+                case .end(let count):
+                    hand(bytes.take(count), context: context, handed: &handed)
+                    mode = .requests
+                case .invalid:
+                    mode = .passthrough  // NIO's parser will say what is wrong
+                    continue
+                }
+            case .requests:
+                guard exchange == nil, routerOutstanding == 0 else { return }
+                switch start(&bytes, context: context) {
+                case .wait: return
+                case .forwarded: break
+                case .handed(let head, let next):
+                    routerOutstanding += 1
+                    hand(head, context: context, handed: &handed)
+                    mode = next
+                }
+            }
+            pending = bytes.readableBytes > 0 ? bytes : nil
+        }
+        pending = nil
+    }
+
+    private func hand(_ bytes: ByteBuffer, context: ChannelHandlerContext, handed: inout Bool) {
+        context.fireChannelRead(wrapInboundOut(bytes))
+        handed = true
+        handedThisRead = handedThisRead || reading
+    }
+
+    private enum Start {
+        /// The head is not complete yet.
+        case wait
+        /// Sent upstream; the exchange runs.
+        case forwarded
+        /// For the router: the head, and what follows it.
+        case handed(ByteBuffer, Mode)
+    }
+
+    /// Reads the head at the start of `bytes` and forwards it, or says what goes to the router.
+    private func start(_ bytes: inout ByteBuffer, context: ChannelHandlerContext) -> Start {
+        let decision = bytes.withUnsafeReadableBytes { raw -> (Int, Mode, Exchange?)? in
+            switch RawHTTP.parseHead(raw) {
+            case .incomplete:
+                return nil
+            case .invalid:
+                return (0, .passthrough, nil)
+            case .complete(let head):
+                guard let request = RawRequest(raw, head) else { return (0, .passthrough, nil) }
+                if request.framed.upgrade { return (0, .passthrough, nil) }  // NIO's upgrader splices it
+                let exchange = self.exchange(for: request, raw, context: context)
+                switch request.framed.framing {
+                case .length(let count): return (head.length, .handingBody(remaining: count), exchange)
+                case .chunked: return (head.length, .handingChunks(ChunkedScanner()), exchange)
+                case .none, .untilClose: return (head.length, .requests, exchange)
+                }
+            }
+        }
+        guard let (length, next, found) = decision else { return .wait }
+        guard length > 0 else {
+            mode = .passthrough
+            return .forwarded  // the loop hands everything over
+        }
+        let head = bytes.take(length)
+        guard let found else { return .handed(head, next) }
+        found.request = head
+        exchange = found
+        if let connection = proxy.pool.idleRawConnection(found.address, on: context.eventLoop) {
+            begin(on: connection)
+        } else {
+            connect(context: context)
+        }
+        return .forwarded
+    }
+
+    /// The exchange for a request the fast path takes, or `nil` to leave it to the router.
+    private func exchange(for request: RawRequest, _ raw: UnsafeRawBufferPointer, context: ChannelHandlerContext) -> Exchange? {
+        guard request.http11, request.framed.framing == .none, request.targetHasPrefix(raw, "/user/") else { return nil }
+        if proxy.environmentsURL != nil {
+            let onEnvironmentOrigin = proxy.isEnvironmentOrigin(
+                authority: request.value(raw, of: .host), forwardedHost: request.value(raw, of: .forwardedInfo, named: "x-forwarded-host"),
+                peer: client.address
+            )
+            guard onEnvironmentOrigin else { return nil }
+        }
+        guard let token = request.cookie(raw, named: proxy.cookieName), let session = proxy.sessions.cached(token: token, scope: proxy.scope),
+            let route = proxy.routes.route(forTarget: UnsafeRawBufferPointer(rebasing: raw[request.target])), route.isServing, route.userID == session.userID,
+            let address = route.upstream
+        else { return nil }
+        route.touch()
+        let forwardedProto = client.trusted ? request.value(raw, of: .forwardedInfo, named: "x-forwarded-proto") : nil
+        let upstreamRequest = request.upstreamHead(
+            raw, client: ProxyHeaders.Client(address: client.address, trusted: client.trusted, scheme: proxy.scheme(forwardedProto: forwardedProto, peer: client.address)),
+            authorization: route.authorization, dropCookies: EnvironmentProxy.portalCookies, allocator: allocator
+        )
+        return Exchange(
+            upstreamRequest: upstreamRequest, address: address, isHEAD: request.isHEAD(raw), keepAlive: request.isKeepAlive
+        )
+    }
+
+    private func connect(context: ChannelHandlerContext) {
+        guard let current = exchange else { return }
+        current.freshConnections += 1
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        proxy.pool.connectRaw(current.address, on: context.eventLoop).whenComplete { result in
+            switch result {
+            case .success(let connection): bound.value.begin(on: connection)
+            case .failure(let error): bound.value.upstreamFailed(error, beforeResponse: true)
+            }
+        }
+    }
+
+    private func begin(on connection: RawUpstreamConnection) {
+        guard let current = exchange else {
+            connection.channel.close(promise: nil)  // the browser went away meanwhile
+            return
+        }
+        current.connection = connection
+        connection.handlerOnLoop.send(current.upstreamRequest, isHEAD: current.isHEAD, browserKeepAlive: current.keepAlive && !closeAfterExchange, sink: self)
+    }
+
+    // MARK: Server → browser
+
+    func upstreamWrite(_ buffer: ByteBuffer) -> Bool {
+        guard let context else { return false }
+        exchange?.responseStarted = true
+        context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
+        return context.channel.isWritable
+    }
+
+    func upstreamReadComplete() {
+        context?.flush()
+    }
+
+    func upstreamEnd(closing: Bool) {
+        guard let context, exchange != nil else { return }
+        exchange = nil
+        if closing || closeAfterExchange {
+            closeAfterFlush(context: context)
+            return
+        }
+        context.flush()
+        resume(context: context)
+    }
+
+    func upstreamFailed(_ error: any Error, beforeResponse: Bool) {
+        guard let context, let current = exchange else { return }
+        current.connection?.channel.close(promise: nil)
+        guard beforeResponse, !current.responseStarted else {
+            exchange = nil
+            context.close(promise: nil)  // the response was cut short; the browser must see that
+            return
+        }
+        if current.freshConnections < 1 {
+            connect(context: context)  // a kept-alive connection the server had closed: once more, fresh
+            return
+        }
+        // The router answers it (it tries once more and shows the right page).
+        exchange = nil
+        routerOutstanding += 1
+        context.fireChannelRead(wrapInboundOut(current.request))
+        if reading { handedThisRead = true } else { context.fireChannelReadComplete() }
+        resume(context: context)
+    }
+
+    /// Writes out what is queued, then closes.
+    private func closeAfterFlush(context: ChannelHandlerContext) {
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(ByteBuffer())), promise: written)
+        written.futureResult.whenComplete { _ in context.close(promise: nil) }
+    }
+
+    // MARK: Flow
+
+    /// The router has written the end of a response.
+    func routerResponseEnded() {
+        routerOutstanding = max(0, routerOutstanding - 1)
+        if routerOutstanding == 0, let context { resume(context: context) }
+    }
+
+    /// Goes on with the requests that waited, then reads again if a read was held back.
+    private func resume(context: ChannelHandlerContext) {
+        if pending != nil { dispatch(context: context) }
+        if readPending, !isHolding {
+            readPending = false
+            context.read()
+        }
+    }
+
+    /// Bytes are waiting for an exchange or the router: read no more until they are taken.
+    private var isHolding: Bool {
+        guard pending != nil, case .requests = mode else { return false }
+        return exchange != nil || routerOutstanding > 0
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if isHolding { readPending = true } else { context.read() }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { exchange?.connection?.handlerOnLoop.resume() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        let ours: Bool
+        if case .requests = mode, routerOutstanding == 0 { ours = true } else { ours = false }
+        switch event {
+        case is ChannelShouldQuiesceEvent where ours:
+            // Hummingbird's handler would close at once: it does not see this handler's exchanges.
+            if exchange == nil { context.close(promise: nil) } else { closeAfterExchange = true }
+        case ChannelEvent.inputClosed where ours && exchange != nil:
+            closeAfterExchange = true
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let current = exchange {
+            exchange = nil
+            current.connection?.channel.close(promise: nil)  // mid-exchange: not reusable
+        }
+        pending = nil
+        context.fireChannelInactive()
+    }
+}
+
+/// Tells the fast path when the router has written the end of a response, so the browser's next
+/// request may be taken there. Sits right after the HTTP codec.
+final class RouterResponseObserver: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let fastPath: RawProxyHandler
+
+    init(fastPath: RawProxyHandler) {
+        self.fastPath = fastPath
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let isEnd: Bool
+        if case .end = unwrapOutboundIn(data) { isEnd = true } else { isEnd = false }
+        context.write(data, promise: promise)
+        if isEnd { fastPath.routerResponseEnded() }
+    }
+}
+
+extension ByteBuffer {
+    /// The next `count` readable bytes (at most what there is), moving the reader index past them.
+    fileprivate mutating func take(_ count: Int) -> ByteBuffer {
+        readSlice(length: Swift.min(count, readableBytes)) ?? ByteBuffer()
+    }
+}
