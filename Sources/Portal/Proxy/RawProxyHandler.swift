@@ -200,7 +200,7 @@ final class RawProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, RawU
         guard let found else { return .handed(head, next) }
         found.request = head
         exchange = found
-        if let connection = proxy.pool.idleRawConnection(found.address, on: context.eventLoop) {
+        if let connection = proxy.pool.idleConnection(RawUpstreamConnection.self, to: found.address, on: context.eventLoop) {
             begin(on: connection)
         } else {
             connect(context: context)
@@ -237,7 +237,7 @@ final class RawProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, RawU
         guard let current = exchange else { return }
         current.freshConnections += 1
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        proxy.pool.connectRaw(current.address, on: context.eventLoop).whenComplete { result in
+        proxy.pool.connect(RawUpstreamConnection.self, to: current.address, on: context.eventLoop).whenComplete { result in
             switch result {
             case .success(let connection): bound.value.begin(on: connection)
             case .failure(let error): bound.value.upstreamFailed(error, beforeResponse: true)

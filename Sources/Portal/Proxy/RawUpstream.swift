@@ -228,37 +228,3 @@ final class RawUpstreamHandler: ChannelInboundHandler {
         }
     }
 }
-
-/// One keep-alive connection of the fast path to an environment's server.
-final class RawUpstreamConnection: PooledUpstream {
-    let channel: any Channel
-    let address: UpstreamAddress
-    private let handler: NIOLoopBound<RawUpstreamHandler>
-
-    private init(channel: any Channel, address: UpstreamAddress, handler: NIOLoopBound<RawUpstreamHandler>) {
-        self.channel = channel
-        self.address = address
-        self.handler = handler
-    }
-
-    /// Connects on `eventLoop`; `onResponseEnd` runs after each complete response (on the loop).
-    static func connect(
-        to address: UpstreamAddress, on eventLoop: any EventLoop, timeout: TimeAmount,
-        onResponseEnd: @escaping @Sendable (RawUpstreamConnection, Bool) -> Void
-    ) -> EventLoopFuture<RawUpstreamConnection> {
-        address.connect(on: eventLoop, timeout: timeout) { channel in
-            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(RawUpstreamHandler()) }
-        }.flatMapThrowing { channel in
-            channel.eventLoop.preconditionInEventLoop()
-            try channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
-            let handler = try channel.pipeline.syncOperations.handler(type: RawUpstreamHandler.self)
-            let connection = RawUpstreamConnection(channel: channel, address: address, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
-            // A cycle while the channel is open, broken when it closes (`RawUpstreamHandler.channelInactive`).
-            handler.onResponseEnd = { reusable in onResponseEnd(connection, reusable) }
-            return connection
-        }
-    }
-
-    /// The connection's handler (on the connection's event loop only).
-    var handlerOnLoop: RawUpstreamHandler { handler.value }
-}
