@@ -121,4 +121,24 @@ struct RouteTableTests {
         table.update(environmentID: 7, basePath: "/user/a/b/", route: nil)
         #expect(table.route(forPath: "/user/a/b/lab") == nil)
     }
+
+    /// The fast path reuses a connection's last route only while the table's version is unchanged:
+    /// every change, a removal above all, must move it on.
+    @Test func everyChangeMovesTheVersionOn() {
+        let table = RouteTable()
+        let route = ProxyRoute(
+            environmentID: 7, userID: 1, courseID: 2, basePath: "/user/a/b/", state: "ready", upstream: UpstreamAddress("127.0.0.1:9"), token: "t",
+            lastActivity: 0
+        )
+        var seen = [table.version]
+        table.update(environmentID: 7, basePath: "/user/a/b/", route: route)
+        seen.append(table.version)
+        table.update(environmentID: 7, basePath: "/user/a/b/", route: nil)
+        seen.append(table.version)
+        table.replaceAll([route])
+        seen.append(table.version)
+        table.replaceAll([])
+        seen.append(table.version)
+        #expect(Set(seen).count == seen.count)
+    }
 }

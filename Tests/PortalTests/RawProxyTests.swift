@@ -176,7 +176,10 @@ struct RawProxyTests {
 
         func upstreamReadComplete() {}
 
-        func upstreamEnd(closing: Bool) { ended = closing }
+        func upstreamEnd(closing: Bool, reusable: Bool) -> Bool {
+            ended = closing
+            return false
+        }
 
         func upstreamFailed(_ error: any Error, beforeResponse: Bool) { failed = (error, beforeResponse) }
     }

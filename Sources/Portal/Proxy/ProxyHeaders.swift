@@ -20,27 +20,32 @@ enum ProxyHeaders {
         case hopByHop
         case other
 
-        private static let known: [(name: [UInt8], field: Field)] = {
-            let names: [(String, Field)] = [
-                ("host", .host), ("content-length", .contentLength), ("transfer-encoding", .transferEncoding), ("connection", .connection),
-                ("upgrade", .upgrade), ("expect", .expect), ("cookie", .cookie), ("authorization", .authorization),
-                ("x-forwarded-for", .forwardedFor), ("x-forwarded-proto", .forwardedInfo), ("x-forwarded-host", .forwardedInfo),
-                ("x-forwarded-port", .forwardedInfo), ("x-real-ip", .forwardedInfo), ("forwarded", .forwardedInfo),
-                ("keep-alive", .hopByHop), ("proxy-authenticate", .hopByHop), ("proxy-authorization", .hopByHop),
-                ("proxy-connection", .hopByHop), ("te", .hopByHop), ("trailer", .hopByHop),
-            ]
-            return names.map { (Array($0.0.utf8), $0.1) }
-        }()
-
-        init<Name: Collection>(name: Name) where Name.Element == UInt8 {
-            let count = name.count
-            for entry in Self.known where entry.name.count == count {
-                if zip(name, entry.name).allSatisfy({ ($0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0) == $1 }) {
-                    self = entry.field
-                    return
-                }
+        /// The kind of a field by its name, in any letter case.
+        init(name: UnsafeRawBufferPointer) {
+            // By length first: most names are looked at once or not at all.
+            func named(_ lowercase: StaticString) -> Bool { RawHTTP.equalsIgnoringCase(name, 0..<name.count, lowercase) }
+            switch name.count {
+            case 2: self = named("te") ? .hopByHop : .other
+            case 4: self = named("host") ? .host : .other
+            case 6: self = named("cookie") ? .cookie : named("expect") ? .expect : .other
+            case 7: self = named("upgrade") ? .upgrade : named("trailer") ? .hopByHop : .other
+            case 9: self = named("forwarded") || named("x-real-ip") ? .forwardedInfo : .other
+            case 10: self = named("connection") ? .connection : named("keep-alive") ? .hopByHop : .other
+            case 13: self = named("authorization") ? .authorization : .other
+            case 14: self = named("content-length") ? .contentLength : .other
+            case 15: self = named("x-forwarded-for") ? .forwardedFor : .other
+            case 16: self = named("x-forwarded-host") || named("x-forwarded-port") ? .forwardedInfo : named("proxy-connection") ? .hopByHop : .other
+            case 17: self = named("transfer-encoding") ? .transferEncoding : named("x-forwarded-proto") ? .forwardedInfo : .other
+            case 18: self = named("proxy-authenticate") ? .hopByHop : .other
+            case 19: self = named("proxy-authorization") ? .hopByHop : .other
+            default: self = .other
             }
-            self = .other
+        }
+
+        /// The kind of a field by its name, in any letter case.
+        init(name: String) {
+            var name = name
+            self = name.withUTF8 { Field(name: UnsafeRawBufferPointer($0)) }
         }
 
         /// Whether the field describes one connection (never passed on as it came).
@@ -78,7 +83,7 @@ enum ProxyHeaders {
         method: String, target: String, authority: String?, headers fields: Headers, client: Client, authorization: String, dropCookies: Set<String>
     ) -> HTTPRequestHead where Headers.Element == (name: String, value: String) {
         var listed = Set<String>()
-        for field in fields where Field(name: field.name.utf8) == .connection { listed.formUnion(connectionListed([field.value])) }
+        for field in fields where Field(name: field.name) == .connection { listed.formUnion(connectionListed([field.value])) }
         var headers = HTTPHeaders()
         headers.reserveCapacity(16)
         if let authority { headers.add(name: "Host", value: authority) }
@@ -86,7 +91,7 @@ enum ProxyHeaders {
         var chunked = false
         var hasLength = false
         for field in fields {
-            let kind = Field(name: field.name.utf8)
+            let kind = Field(name: field.name)
             switch kind {
             case .transferEncoding:
                 chunked = chunked || field.value.lowercased().contains("chunked")
@@ -131,7 +136,7 @@ enum ProxyHeaders {
         var kept = HTTPHeaders()
         kept.reserveCapacity(headers.count)
         for (name, value) in headers {
-            if Field(name: name.utf8).isHopByHop || (!listed.isEmpty && listed.contains(name.lowercased())) { continue }
+            if Field(name: name).isHopByHop || (!listed.isEmpty && listed.contains(name.lowercased())) { continue }
             kept.add(name: name, value: value)
         }
         return kept

@@ -74,6 +74,9 @@ final class ProxyRoute: Sendable {
 /// without touching the database. ``RouteListener`` keeps it current from PostgreSQL.
 final class RouteTable: Sendable {
     private let routes = Mutex<[Substring: ProxyRoute]>([:])
+    /// Counts changes to the table: a route found while it had this value is still the current one
+    /// while it has it (read it before looking the route up).
+    private let changes = Atomic<Int>(0)
     /// Base paths the database said have no live environment, and when: an open JupyterLab tab
     /// keeps polling a stopped environment, and those polls need not each ask the database.
     private let misses = Mutex<[Substring: ContinuousClock.Instant]>([:])
@@ -99,6 +102,9 @@ final class RouteTable: Sendable {
         return routes.withLock { $0[prefix] }
     }
 
+    /// How many times the table has changed; see ``route(forTarget:)``.
+    var version: Int { changes.load(ordering: .acquiring) }
+
     /// The route for a request target given as bytes (the fast path): only its prefix is copied.
     func route(forTarget target: UnsafeRawBufferPointer) -> ProxyRoute? {
         guard let length = ProxyRoute.prefixLength(of: target) else { return nil }
@@ -116,6 +122,7 @@ final class RouteTable: Sendable {
                 next[Substring(route.basePath)] = route
             }
             table = next
+            changes.add(1, ordering: .releasing)
         }
     }
 
@@ -129,6 +136,7 @@ final class RouteTable: Sendable {
             } else if let basePath, table[Substring(basePath)]?.environmentID == environmentID {
                 table[Substring(basePath)] = nil
             }
+            changes.add(1, ordering: .releasing)
         }
     }
 

@@ -51,15 +51,13 @@ struct RawRequest {
         return nil
     }
 
-    /// The value of the first cookie called `name` in the `Cookie` fields.
-    func cookie(_ bytes: UnsafeRawBufferPointer, named name: String) -> String? {
+    /// Where the value of the first cookie called `name` in the `Cookie` fields is in `bytes`.
+    func cookie(_ bytes: UnsafeRawBufferPointer, named name: String) -> Range<Int>? {
         var wanted = name
         return wanted.withUTF8 { wanted in
             for field in head.fields where field.kind == .cookie {
                 for (pairName, pairValue) in CookiePairs(bytes: bytes, range: field.value) where pairName.count == wanted.count {
-                    if UnsafeRawBufferPointer(rebasing: bytes[pairName]).elementsEqual(UnsafeRawBufferPointer(wanted)) {
-                        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[pairValue]), as: UTF8.self)
-                    }
+                    if UnsafeRawBufferPointer(rebasing: bytes[pairName]).elementsEqual(UnsafeRawBufferPointer(wanted)) { return pairValue }
                 }
             }
             return nil

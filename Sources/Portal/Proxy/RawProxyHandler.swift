@@ -60,6 +60,9 @@ final class RawProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, RawU
     /// Requests handed to the router whose responses have not ended.
     private var routerOutstanding = 0
     private var exchange: Exchange?
+    /// The upstream connection of the last exchange, kept for the next request to the same server
+    /// (most of a browser connection's requests go to one environment): the pool is the fallback.
+    private var kept: RawUpstreamConnection?
     private var readPending = false
     /// Between `channelRead` and `channelReadComplete`.
     private var reading = false
@@ -67,14 +70,26 @@ final class RawProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, RawU
     private var handedThisRead = false
     /// The connection ends after the current exchange (a quiesce, or the browser closed its side).
     private var closeAfterExchange = false
-    /// The browser's address and whether it is a trusted proxy, read once per connection.
-    private lazy var client: (address: String?, trusted: Bool) = {
+    /// The session and route of this connection's last forwarded request (the next one is most
+    /// likely the same student's, to the same environment): see ``session(_:)`` and ``route(_:)``.
+    private var lastSession: (token: [UInt8], entry: SessionCache.Entry)?
+    private var lastRoute: (prefix: [UInt8], version: Int, route: ProxyRoute)?
+    /// Who the browser is, read once per connection: its address, whether it is a trusted proxy,
+    /// and the scheme it used when that does not depend on what a trusted proxy says.
+    private lazy var client: ProxyHeaders.Client = {
         let address = self.context?.channel.remoteAddress?.ipAddress
-        return (address, self.proxy.resolver.isTrusted(address))
+        return ProxyHeaders.Client(address: address, trusted: proxy.resolver.isTrusted(address), scheme: proxy.scheme(forwardedProto: nil, peer: address))
     }()
+    /// Settings read on every request, copied out of ``EnvironmentProxy`` once.
+    private let cookieName: String
+    private let scope: SessionCache.Scope
+    private let separateOrigin: Bool
 
     init(proxy: EnvironmentProxy) {
         self.proxy = proxy
+        self.cookieName = proxy.cookieName
+        self.scope = proxy.scope
+        self.separateOrigin = proxy.environmentsURL != nil
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -200,7 +215,9 @@ final class RawProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, RawU
         guard let found else { return .handed(head, next) }
         found.request = head
         exchange = found
-        if let connection = proxy.pool.idleConnection(RawUpstreamConnection.self, to: found.address, on: context.eventLoop) {
+        if let connection = kept, connection.address == found.address, connection.channel.isActive, connection.handlerOnLoop.isIdle {
+            begin(on: connection)
+        } else if let connection = proxy.pool.idleConnection(RawUpstreamConnection.self, to: found.address, on: context.eventLoop) {
             begin(on: connection)
         } else {
             connect(context: context)
@@ -211,26 +228,51 @@ final class RawProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, RawU
     /// The exchange for a request the fast path takes, or `nil` to leave it to the router.
     private func exchange(for request: RawRequest, _ raw: UnsafeRawBufferPointer, context: ChannelHandlerContext) -> Exchange? {
         guard request.http11, request.framed.framing == .none, request.targetHasPrefix(raw, "/user/") else { return nil }
-        if proxy.environmentsURL != nil {
+        if separateOrigin {
             let onEnvironmentOrigin = proxy.isEnvironmentOrigin(
                 authority: request.value(raw, of: .host), forwardedHost: request.value(raw, of: .forwardedInfo, named: "x-forwarded-host"),
                 peer: client.address
             )
             guard onEnvironmentOrigin else { return nil }
         }
-        guard let token = request.cookie(raw, named: proxy.cookieName), let session = proxy.sessions.cached(token: token, scope: proxy.scope),
-            let route = proxy.routes.route(forTarget: UnsafeRawBufferPointer(rebasing: raw[request.target])), route.isServing, route.userID == session.userID,
+        guard let token = request.cookie(raw, named: cookieName), let session = session(UnsafeRawBufferPointer(rebasing: raw[token])),
+            let route = route(UnsafeRawBufferPointer(rebasing: raw[request.target])), route.isServing, route.userID == session.userID,
             let address = route.upstream
         else { return nil }
         route.touch()
-        let forwardedProto = client.trusted ? request.value(raw, of: .forwardedInfo, named: "x-forwarded-proto") : nil
+        var client = self.client
+        if client.trusted {
+            client.scheme = proxy.scheme(forwardedProto: request.value(raw, of: .forwardedInfo, named: "x-forwarded-proto"), peer: client.address)
+        }
         let upstreamRequest = request.upstreamHead(
-            raw, client: ProxyHeaders.Client(address: client.address, trusted: client.trusted, scheme: proxy.scheme(forwardedProto: forwardedProto, peer: client.address)),
-            authorization: route.authorization, dropCookies: EnvironmentProxy.portalCookies, allocator: allocator
+            raw, client: client, authorization: route.authorization, dropCookies: EnvironmentProxy.portalCookies, allocator: allocator
         )
         return Exchange(
             upstreamRequest: upstreamRequest, address: address, isHEAD: request.isHEAD(raw), keepAlive: request.isKeepAlive
         )
+    }
+
+    /// The session of a cookie token if it is cached: the one this connection's last request had
+    /// while it is fresh, else the shared cache's (which the router fills).
+    private func session(_ token: UnsafeRawBufferPointer) -> SessionCache.Entry? {
+        if let last = lastSession, last.token.withUnsafeBytes({ RawHTTP.same($0, token) }), last.entry.validUntil > .now { return last.entry }
+        let found = proxy.sessions.cached(token: String(decoding: token, as: UTF8.self), scope: scope)
+        lastSession = found.map { (Array(token), $0) }
+        return found
+    }
+
+    /// The route for a request target: the one this connection's last request had while the route
+    /// table has not changed, else the table's.
+    private func route(_ target: UnsafeRawBufferPointer) -> ProxyRoute? {
+        let version = proxy.routes.version  // before the lookup: a change after it makes the memo stale
+        if let last = lastRoute, last.version == version, target.count >= last.prefix.count,
+            last.prefix.withUnsafeBytes({ RawHTTP.same($0, UnsafeRawBufferPointer(rebasing: target[..<$0.count])) })
+        {
+            return last.route
+        }
+        let found = proxy.routes.route(forTarget: target)
+        lastRoute = found.map { (Array($0.basePath.utf8), version, $0) }
+        return found
     }
 
     private func connect(context: ChannelHandlerContext) {
@@ -251,6 +293,8 @@ final class RawProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, RawU
             return
         }
         current.connection = connection
+        if let other = kept, other !== connection { proxy.pool.checkIn(other) }
+        kept = nil
         connection.handlerOnLoop.send(current.upstreamRequest, isHEAD: current.isHEAD, browserKeepAlive: current.keepAlive && !closeAfterExchange, sink: self)
     }
 
@@ -267,15 +311,17 @@ final class RawProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, RawU
         context?.flush()
     }
 
-    func upstreamEnd(closing: Bool) {
-        guard let context, exchange != nil else { return }
+    func upstreamEnd(closing: Bool, reusable: Bool) -> Bool {
+        guard let context, let current = exchange else { return false }
         exchange = nil
         if closing || closeAfterExchange {
             closeAfterFlush(context: context)
-            return
+            return false
         }
+        kept = reusable ? current.connection : nil
         context.flush()
         resume(context: context)
+        return reusable
     }
 
     func upstreamFailed(_ error: any Error, beforeResponse: Bool) {
@@ -355,6 +401,10 @@ final class RawProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, RawU
         if let current = exchange {
             exchange = nil
             current.connection?.channel.close(promise: nil)  // mid-exchange: not reusable
+        }
+        if let connection = kept {
+            kept = nil
+            proxy.pool.checkIn(connection)
         }
         pending = nil
         context.fireChannelInactive()

@@ -5,8 +5,10 @@ protocol RawUpstreamSink: AnyObject {
     /// Bytes for the browser; returns `false` to stop reading until ``RawUpstreamHandler/resume()``.
     func upstreamWrite(_ buffer: ByteBuffer) -> Bool
     func upstreamReadComplete()
-    /// The response ended; `closing` when the browser's connection must end with it.
-    func upstreamEnd(closing: Bool)
+    /// The response ended; `closing` when the browser's connection must end with it, `reusable`
+    /// when this connection may carry another request. Returns `true` when the sink keeps the
+    /// connection for its next request (it is then not returned to the pool).
+    func upstreamEnd(closing: Bool, reusable: Bool) -> Bool
     /// The exchange failed; `beforeResponse` when nothing was passed to the browser yet.
     func upstreamFailed(_ error: any Error, beforeResponse: Bool)
 }
@@ -34,9 +36,13 @@ final class RawUpstreamHandler: ChannelInboundHandler {
     }
 
     private var state = State.idle
+    /// Bodies up to this size that arrived with their head are written to the browser with it.
+    static let joinedBodyLimit = 16 * 1024
     private var context: ChannelHandlerContext?
     private var allocator = ByteBufferAllocator()
     private var demand = true
+    /// A read was asked of NIO and has not completed yet.
+    private var readRequested = false
     /// The request's method was HEAD (a response without body, whatever its fields say).
     private var toHEAD = false
     /// The browser's connection ends with this response.
@@ -68,6 +74,13 @@ final class RawUpstreamHandler: ChannelInboundHandler {
         closing = !browserKeepAlive
         demand = true
         context.writeAndFlush(wrapOutboundOut(request), promise: nil)
+        requestRead(context)
+    }
+
+    /// Asks NIO for the next read unless a read is asked for already (it is, between requests).
+    private func requestRead(_ context: ChannelHandlerContext) {
+        guard !readRequested else { return }
+        readRequested = true
         context.read()
     }
 
@@ -75,7 +88,7 @@ final class RawUpstreamHandler: ChannelInboundHandler {
     func resume() {
         guard case .body = state, !demand else { return }
         demand = true
-        context?.read()
+        if let context { requestRead(context) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -125,9 +138,16 @@ final class RawUpstreamHandler: ChannelInboundHandler {
                 case .chunked: body = .chunked(ChunkedScanner())
                 case .untilClose: body = .untilClose
                 }
-                state = .body(sink, body)
-                if !sink.upstreamWrite(browserHead) { demand = false }
-                readBody(&bytes, body, sink: sink, context: context)
+                var head = browserHead
+                var rest = body
+                // A small body that is all here goes out with the head: one write, not two.
+                if case .length(let count) = body, count <= Self.joinedBodyLimit, count <= bytes.readableBytes, var whole = bytes.readSlice(length: count) {
+                    head.writeBuffer(&whole)
+                    rest = .length(0)
+                }
+                state = .body(sink, rest)
+                if !sink.upstreamWrite(head) { demand = false }
+                readBody(&bytes, rest, sink: sink, context: context)
                 return
             default:
                 return fail(UpstreamError.closedBeforeResponse, context: context)  // not a response the fast path reads
@@ -166,20 +186,26 @@ final class RawUpstreamHandler: ChannelInboundHandler {
 
     private func finish(reusable: Bool, sink: any RawUpstreamSink) {
         state = .idle
-        // Back to the pool first: the sink may start the browser's next request on this very connection.
-        onResponseEnd?(reusable)
-        sink.upstreamEnd(closing: closing)
+        // The sink may start the browser's next request on this very connection before it returns.
+        if !sink.upstreamEnd(closing: closing, reusable: reusable) { onResponseEnd?(reusable) }
+    }
+
+    /// No request is outstanding: the connection can take one.
+    var isIdle: Bool {
+        if case .idle = state { return context != nil }
+        return false
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        readRequested = false  // NIO has done the read asked for
         switch state {
         case .head:
-            context.read()
+            requestRead(context)
         case .body(let sink, _):
             sink.upstreamReadComplete()
-            if demand { context.read() }
+            if demand { requestRead(context) }
         case .idle:
-            context.read()  // notice the server closing an idle keep-alive connection
+            requestRead(context)  // notice the server closing an idle keep-alive connection
         case .closed:
             break
         }
@@ -189,7 +215,7 @@ final class RawUpstreamHandler: ChannelInboundHandler {
         if case .body(let sink, .untilClose) = state {
             state = .closed
             onResponseEnd?(false)
-            sink.upstreamEnd(closing: true)
+            _ = sink.upstreamEnd(closing: true, reusable: false)
         } else {
             fail(nil, context: nil)
         }
@@ -206,7 +232,7 @@ final class RawUpstreamHandler: ChannelInboundHandler {
             if case .body(let sink, .untilClose) = state {
                 state = .closed
                 onResponseEnd?(false)
-                sink.upstreamEnd(closing: true)
+                _ = sink.upstreamEnd(closing: true, reusable: false)
             }
             fail(nil, context: context)
         }

@@ -62,11 +62,14 @@ final class UpstreamPool: Sendable {
     ) -> EventLoopFuture<PooledConnection<Handler>> {
         kind.connect(to: address, on: eventLoop, timeout: connectTimeout) { [weak self] connection, reusable in
             guard reusable, let self else { return connection.channel.close(promise: nil) }
-            self.release(connection)
+            self.checkIn(connection)
         }
     }
 
-    private func release<Handler>(_ connection: PooledConnection<Handler>) {
+    /// Keeps a connection that is between requests for whoever asks next on its event loop (or
+    /// closes it when it is closing anyway or the pool is full).
+    func checkIn<Handler>(_ connection: PooledConnection<Handler>) {
+        guard connection.channel.isActive else { return connection.channel.close(promise: nil) }
         let key = Key(address: connection.address, loop: ObjectIdentifier(connection.channel.eventLoop), kind: ObjectIdentifier(Handler.self))
         let kept = idle.withLock { table in
             guard table[key, default: []].count < maxIdlePerServer else { return false }
