@@ -99,6 +99,10 @@ final class RawProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, RawU
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        if let connection = kept {
+            kept = nil
+            proxy.pool.checkIn(connection)
+        }
     }
 
     // MARK: Browser → portal
@@ -127,6 +131,11 @@ final class RawProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, RawU
         if handedThisRead {
             handedThisRead = false
             context.fireChannelReadComplete()
+        }
+        // After an upgrade (a WebSocket spliced byte for byte) or an unreadable request, the rest of
+        // the connection is NIO's: step out of its way.
+        if case .passthrough = mode, pending == nil, exchange == nil {
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         }
     }
 
@@ -401,10 +410,6 @@ final class RawProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, RawU
         if let current = exchange {
             exchange = nil
             current.connection?.channel.close(promise: nil)  // mid-exchange: not reusable
-        }
-        if let connection = kept {
-            kept = nil
-            proxy.pool.checkIn(connection)
         }
         pending = nil
         context.fireChannelInactive()
