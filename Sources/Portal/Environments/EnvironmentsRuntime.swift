@@ -95,7 +95,7 @@ struct LifecycleService: Service {
         } catch {
             lifecycle.logError("reconciling environments failed; running environments may be unknown to this portal", error)
         }
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             await lifecycle.run()
         }
     }

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTPTypes
 
 /// The proxy's fast path, first in every browser connection's pipeline, in front of NIO's HTTP/1
 /// parser. A body-less HTTP/1.1 request under `/user/` whose session and route are already in memory
@@ -413,26 +412,6 @@ final class RawProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, RawU
         }
         pending = nil
         context.fireChannelInactive()
-    }
-}
-
-/// Tells the fast path when the router has written the end of a response, so the browser's next
-/// request may be taken there. Sits right after the HTTP codec.
-final class RouterResponseObserver: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
-
-    private let fastPath: RawProxyHandler
-
-    init(fastPath: RawProxyHandler) {
-        self.fastPath = fastPath
-    }
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let isEnd: Bool
-        if case .end = unwrapOutboundIn(data) { isEnd = true } else { isEnd = false }
-        context.write(data, promise: promise)
-        if isEnd { fastPath.routerResponseEnded() }
     }
 }
 
