@@ -126,6 +126,11 @@ service_start() {
     if [ ! -e "$LIB/host$i/containers.conf" ] && service_pid "$i" >/dev/null; then
         flags "$i"; pod "$i" rm -af -t 10 >/dev/null 2>&1 || true; service_stop "$i"
     fi
+    # A service started from a directory since deleted (a CI clone) answers pings but cannot start
+    # containers: conmon fails on getcwd ("write child: broken pipe"). Restart it.
+    if p=$(service_pid "$i") && [[ $(readlink "/proc/$p/cwd") == *" (deleted)" ]]; then
+        log "host$i: service $p runs in a deleted directory; restarting it"; service_stop "$i"
+    fi
     ping_host "$i" && return 0
     if p=$(service_pid "$i"); then                 # alive but silent: stopped (-STOP) or still starting
         kill -CONT "$p"
@@ -141,10 +146,12 @@ service_start() {
     mkdir -p "$LIB/host$i/storage" "$LIB/host$i/networks" "$RUN/host$i" "$LOGS"; flags "$i"
     # A fresh graphroot would otherwise probe CNI (and warn) before choosing netavark.
     [ -s "$LIB/host$i/storage/defaultNetworkBackend" ] || printf netavark >"$LIB/host$i/storage/defaultNetworkBackend"
-    # Detached, own session, no inherited descriptor beyond 0-2 (a caller's pipe or socket held open by
-    # the service would keep the caller waiting forever — Foundation's Process does exactly that);
-    # exec all the way down, so $! is podman's pid.
+    # Detached, own session, in / (its conmons fail if the caller's directory goes away), no inherited
+    # descriptor beyond 0-2 (a caller's pipe or socket held open by the service would keep the caller
+    # waiting forever — Foundation's Process does exactly that); exec all the way down, so $! is
+    # podman's pid.
     (
+        cd /
         for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
         exec nohup setsid nsenter --net="$(ns "$i")" podman "${F[@]}" system service --time=0 "tcp://$(ip4 "$i"):2375"
     ) </dev/null >>"$LOGS/host$i.log" 2>&1 &

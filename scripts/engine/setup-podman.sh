@@ -121,6 +121,15 @@ fi
 # 3. Optional API service ----------------------------------------------------------------------
 if [ "$SERVICE" = 1 ]; then
     ping() { curl -fsS -m 3 --unix-socket "$SOCKET" http://d/v1.41/_ping 2>/dev/null | grep -qx OK; }
+    # A service started from a directory since deleted (an earlier CI clone) answers pings but its
+    # conmons fail on getcwd ("write child: broken pipe"): stop it so that it starts afresh below.
+    for p in $(pgrep -f "podman system service --time=0 unix://$SOCKET" || true); do
+        if [[ $(readlink "/proc/$p/cwd") == *" (deleted)" ]]; then
+            log "service $p runs in a deleted directory; restarting it"
+            kill -TERM "$p"; for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+            kill -KILL "$p" 2>/dev/null || true
+        fi
+    done
     if ping; then
         log "service already answering on $SOCKET"
     else
@@ -129,7 +138,8 @@ if [ "$SERVICE" = 1 ]; then
         LOG=/var/log/portal-podman-service.log
         log "starting podman system service on $SOCKET (log $LOG)"
         # systemd is not PID 1 here: run it detached, in its own session, surviving our exit.
-        nohup setsid podman system service --time=0 "unix://$SOCKET" </dev/null >>"$LOG" 2>&1 &
+        # In / so that its conmons never depend on the caller's directory.
+        (cd / && exec nohup setsid podman system service --time=0 "unix://$SOCKET") </dev/null >>"$LOG" 2>&1 &
         for _ in $(seq 1 150); do ping && break; sleep 0.2; done
         ping || { log "service did not answer on $SOCKET; see $LOG"; tail -n 20 "$LOG" >&2; exit 1; }
         log "service ready"
