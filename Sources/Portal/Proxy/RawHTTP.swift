@@ -165,6 +165,11 @@ enum RawHTTP {
         /// Names listed in `Connection` besides close, keep-alive and upgrade (lower-cased), to drop.
         var listed: Set<String>
         var upgrade: Bool
+
+        /// Whether the field named at `name` in `bytes` is listed in `Connection` (so not passed on).
+        func lists(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> Bool {
+            !listed.isEmpty && listed.contains(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[name]), as: UTF8.self).lowercased())
+        }
     }
 
     /// The body framing and connection options of a head (RFC 9112 §6.3); `nil` for conflicting or

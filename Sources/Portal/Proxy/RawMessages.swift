@@ -81,9 +81,7 @@ struct RawRequest {
             case .host:
                 if host == nil { host = field.value }
             case .contentLength, .other:
-                if !framed.listed.isEmpty, framed.listed.contains(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.name]), as: UTF8.self).lowercased()) {
-                    continue
-                }
+                if framed.lists(bytes, field.name) { continue }
             case .forwardedInfo:
                 if !client.trusted { continue }
             case .forwardedFor:
@@ -214,9 +212,7 @@ struct RawResponse {
             case .transferEncoding:
                 break  // the chunks are forwarded as they are
             default:
-                if !framed.listed.isEmpty, framed.listed.contains(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.name]), as: UTF8.self).lowercased()) {
-                    continue
-                }
+                if framed.lists(bytes, field.name) { continue }
             }
             out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[field.line]))
         }

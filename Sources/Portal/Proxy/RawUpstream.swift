@@ -212,15 +212,18 @@ final class RawUpstreamHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .body(let sink, .untilClose) = state {
-            state = .closed
-            onResponseEnd?(false)
-            _ = sink.upstreamEnd(closing: true, reusable: false)
-        } else {
-            fail(nil, context: nil)
-        }
+        if !endBodyAtClose() { fail(nil, context: nil) }
         onResponseEnd = nil
         context.fireChannelInactive()
+    }
+
+    /// A body delimited by the server closing has ended; `false` when the state is not such a body.
+    private func endBodyAtClose() -> Bool {
+        guard case .body(let sink, .untilClose) = state else { return false }
+        state = .closed
+        onResponseEnd?(false)
+        _ = sink.upstreamEnd(closing: true, reusable: false)
+        return true
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -229,12 +232,8 @@ final class RawUpstreamHandler: ChannelInboundHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event {
-            if case .body(let sink, .untilClose) = state {
-                state = .closed
-                onResponseEnd?(false)
-                _ = sink.upstreamEnd(closing: true, reusable: false)
-            }
-            fail(nil, context: context)
+            _ = endBodyAtClose()
+            fail(nil, context: context)  // closes the connection, failing an exchange still under way
         }
         context.fireUserInboundEventTriggered(event)
     }

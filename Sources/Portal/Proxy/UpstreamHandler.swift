@@ -99,22 +99,17 @@ final class UpstreamHandler: ChannelInboundHandler {
 
     /// Starts an exchange: writes `head` (and the end of the request when `end`), then reads.
     func send(_ head: HTTPRequestHead, end: Bool, promise: EventLoopPromise<UpstreamResponse>) {
-        guard begin(head, end: end, state: .awaitingHead(promise)) else {
+        guard let context, case .idle = state else {
             promise.fail(context == nil ? UpstreamError.closedBeforeResponse : UpstreamError.busy)
             return
         }
-    }
-
-    private func begin(_ head: HTTPRequestHead, end: Bool, state next: State) -> Bool {
-        guard let context, case .idle = state else { return false }
-        state = next
+        state = .awaitingHead(promise)
         exchange += 1
         demand = true
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if end { context.write(wrapOutboundOut(.end(nil)), promise: nil) }
         context.flush()
         context.read()
-        return true
     }
 
     /// 100 Continue and friends: the real head follows (a 101 is the real answer to an upgrade).
