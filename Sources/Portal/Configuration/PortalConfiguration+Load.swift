@@ -6,7 +6,7 @@ extension PortalConfiguration {
     static let topLevelKeys: Set<String> = [
         "listen", "public_url", "data_dir", "database", "secret_key", "secret_key_file", "session", "lti",
         "trusted_proxies", "log_level", "log_format", "embedded_postgres", "templates_dir", "migrations_dir", "environments",
-        "proxy", "admission", "rate_cards",
+        "proxy", "admission", "rate_cards", "security", "http",
     ]
 
     /// Reads the configuration file at `path`, then applies environment overrides from `environment`.
@@ -126,6 +126,8 @@ extension PortalConfiguration {
         configuration.environments = environments
         configuration.proxy = try proxySection(root["proxy"], publicURL: publicURL)
         configuration.admission = try admissionSection(root["admission"], rateCards: root["rate_cards"])
+        configuration.security = try securitySection(root["security"])
+        configuration.http = try httpSection(root["http"])
         return configuration
     }
 

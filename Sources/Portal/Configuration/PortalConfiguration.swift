@@ -39,6 +39,8 @@ struct PortalConfiguration: Sendable {
     var environments: EnvironmentsConfiguration = .init()
     var proxy: ProxyConfiguration = .init()
     var admission: AdmissionConfiguration = .init()
+    var security: SecurityConfiguration = .init()
+    var http: HTTPConfiguration = .init()
 
     /// The `environments` section: which engine runs environments and how courses get profiles.
     struct EnvironmentsConfiguration: Sendable {
