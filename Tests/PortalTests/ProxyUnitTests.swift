@@ -70,7 +70,7 @@ struct ProxyUnitTests {
         head.headers.add(name: "X-Private", value: "1")
         head.headers.add(name: "Transfer-Encoding", value: "chunked")
         head.headers.add(name: "Set-Cookie", value: "jupyter=1; Path=/user/a/b/")
-        let response = ProxyHeaders.response(head)
+        let response = ProxyHeaders.response(head, policy: RawProxyTests.policy)
         #expect(response.status.code == 200)
         #expect(response.headerFields[.contentType] == "text/plain")
         #expect(response.headerFields[.setCookie] == "jupyter=1; Path=/user/a/b/")

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
+import UnixSignals
 
 /// `portal serve`: runs the HTTP server (and, without database.url, the embedded PostgreSQL).
 struct ServeCommand: AsyncParsableCommand {
@@ -26,12 +28,24 @@ struct ServeCommand: AsyncParsableCommand {
                         metadata: ["listen": "\(configuration.listenHost):\(configuration.listenPort)", "public_url": "\(configuration.publicURL)"]
                     )
                 }
-                try await app.runService()
+                try await Self.run(app, configuration: configuration, logger: logger)
             } catch {
                 if database.embedded != nil { database.embedded?.stop() }
                 throw error
             }
         }
+    }
+}
+
+extension ServeCommand {
+    /// Runs the application until SIGTERM or SIGINT, then shuts down within a bound: connections
+    /// get `http.drain_timeout` to finish what they are doing (then they are closed), and the
+    /// services (the embedded PostgreSQL last) have ``PortalConfiguration/HTTPConfiguration/shutdownMargin``
+    /// more before they are cancelled, which also stops them.
+    static func run(_ app: some Service, configuration: PortalConfiguration, logger: Logger) async throws {
+        var group = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = configuration.http.drainTimeout + PortalConfiguration.HTTPConfiguration.shutdownMargin
+        try await ServiceGroup(configuration: group).run()
     }
 }
 

@@ -25,12 +25,18 @@ extension PortalConfiguration {
         var bodyTimeout: Duration = .seconds(60)
         /// How long a kept-alive connection may wait for its next request.
         var keepAliveTimeout: Duration = .seconds(60)
+        /// At shutdown, how long requests in progress may take to finish before their connections
+        /// are closed; the whole shutdown then takes at most this plus ``shutdownMargin``.
+        var drainTimeout: Duration = .seconds(5)
         /// The largest request head (start line and fields) accepted.
         var maxHeaderBytes = 32 * 1024
         /// The most header fields a request may carry.
         var maxHeaderCount = 100
         /// The longest request target accepted.
         var maxTargetBytes = 8 * 1024
+
+        /// What shutdown may take beyond the drain before the portal's services are cancelled.
+        static let shutdownMargin = Duration.seconds(10)
     }
 
     static func securitySection(_ node: YAMLValue?) throws(ConfigurationError) -> SecurityConfiguration {
@@ -73,9 +79,10 @@ extension PortalConfiguration {
     static func httpSection(_ node: YAMLValue?) throws(ConfigurationError) -> HTTPConfiguration {
         var result = HTTPConfiguration()
         guard let node else { return result }
-        let map = try node.mapping(allowing: ["header_timeout", "body_timeout", "keep_alive_timeout", "max_header_bytes", "max_header_count", "max_target_bytes"])
+        let map = try node.mapping(allowing: ["header_timeout", "body_timeout", "keep_alive_timeout", "drain_timeout", "max_header_bytes", "max_header_count", "max_target_bytes"])
         for (key, path) in [
             ("header_timeout", \HTTPConfiguration.headerTimeout), ("body_timeout", \.bodyTimeout), ("keep_alive_timeout", \.keepAliveTimeout),
+            ("drain_timeout", \.drainTimeout),
         ] {
             guard let value = map[key] else { continue }
             let duration = try value.duration()

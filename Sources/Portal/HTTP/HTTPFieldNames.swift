@@ -10,4 +10,5 @@ extension HTTPField.Name {
     static let xContentTypeOptions = Self("X-Content-Type-Options")!
     static let refresh = Self("Refresh")!
     static let referrerPolicy = Self("Referrer-Policy")!
+    static let secFetchSite = Self("Sec-Fetch-Site")!
 }

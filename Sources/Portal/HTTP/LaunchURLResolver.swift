@@ -15,22 +15,36 @@ struct LaunchURLResolver: Sendable {
 
     /// The normalised base string URI for a request to `path` (as received, percent-encoded).
     func baseURI(path: String, headers: HTTPFields, peer: String?) -> String {
+        let (scheme, host, port) = endpoint(
+            forwardedProto: headers[.xForwardedProto], forwardedHost: headers[.xForwardedHost], forwardedPort: headers[.xForwardedPort], peer: peer
+        )
+        return SignatureBaseString.baseURI(scheme: scheme, host: host, port: port, path: publicURL.pathPrefix + path)
+    }
+
+    /// The scheme, host and port the browser used: the public URL's, or what a trusted proxy says.
+    func endpoint(forwardedProto: String?, forwardedHost: String?, forwardedPort: String?, peer: String?) -> (scheme: String, host: String, port: Int?) {
         var scheme = publicURL.scheme
         var host = publicURL.host
         var port = publicURL.port
         if isTrusted(peer) {
-            if let proto = Self.first(headers[.xForwardedProto]) {
+            if let proto = Self.first(forwardedProto) {
                 scheme = proto.lowercased()
                 port = nil
             }
-            if let forwardedHost = Self.first(headers[.xForwardedHost]) {
+            if let forwardedHost = Self.first(forwardedHost) {
                 (host, port) = Self.splitHostPort(forwardedHost)
             }
-            if let portText = Self.first(headers[.xForwardedPort]), let forwardedPort = Int(portText) {
+            if let portText = Self.first(forwardedPort), let forwardedPort = Int(portText) {
                 port = forwardedPort
             }
         }
-        return SignatureBaseString.baseURI(scheme: scheme, host: host, port: port, path: publicURL.pathPrefix + path)
+        return (scheme, host, port)
+    }
+
+    /// The origin (RFC 6454) the browser used, serialised as browsers send it in `Origin`.
+    func origin(forwardedProto: String?, forwardedHost: String?, forwardedPort: String?, peer: String?) -> String {
+        let (scheme, host, port) = endpoint(forwardedProto: forwardedProto, forwardedHost: forwardedHost, forwardedPort: forwardedPort, peer: peer)
+        return OriginPolicy.serialize(scheme: scheme, host: host, port: port)
     }
 
     /// Whether the browser reached the portal over https (for the cookie's Secure flag).

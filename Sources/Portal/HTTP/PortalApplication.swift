@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import LTI
 import Logging
+import NIOCore
 import PostgresNIO
 import ServiceLifecycle
 
@@ -35,7 +36,7 @@ enum PortalApplication {
                 listener: RouteListener(client: client, store: RouteStore(client: client, box: box), table: routes, logger: Logger(label: "portal.proxy")),
                 sessions: SessionCache(client: client, ttl: configuration.proxy.sessionCacheLifetime), pool: UpstreamPool(), pages: pages,
                 resolver: resolver, handovers: HandoverStore(client: client), environmentsURL: configuration.proxy.environmentsURL,
-                sessionLifetime: configuration.sessionLifetime
+                sessionLifetime: configuration.sessionLifetime, responsePolicy: ProxyResponsePolicy(frameAncestors: configuration.security.frameAncestorsDirective)
             )
         }
         return Parts(
@@ -73,6 +74,23 @@ enum PortalApplication {
         return router
     }
 
+    /// How every browser connection is limited (the `http` section) and what it answers itself.
+    static func connectionSettings(_ configuration: PortalConfiguration, pages: Pages) -> BrowserConnectionHandler.Settings {
+        let http = configuration.http
+        return BrowserConnectionHandler.Settings(
+            limits: RequestLimits(maxHeaderBytes: http.maxHeaderBytes, maxHeaderCount: http.maxHeaderCount, maxTargetBytes: http.maxTargetBytes),
+            deadlines: ConnectionDeadlines.Settings(
+                headerTimeout: TimeAmount(http.headerTimeout), bodyTimeout: TimeAmount(http.bodyTimeout), keepAliveTimeout: TimeAmount(http.keepAliveTimeout),
+                drainTimeout: TimeAmount(http.drainTimeout)
+            ),
+            pages: pages,
+            securityHeaders: [
+                ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; \(configuration.security.frameAncestorsDirective)"),
+                ("Referrer-Policy", "same-origin"), ("X-Content-Type-Options", "nosniff"),
+            ]
+        )
+    }
+
     /// The whole application: HTTP server, database pool, purging, environments and (when embedded)
     /// the database cluster's lifetime. The database is migrated (and the profiles directory applied)
     /// first, through a short-lived client.
@@ -103,7 +121,9 @@ enum PortalApplication {
         if let proxy = parts.proxy, let environments { services.append(contentsOf: proxy.services(configuration.proxy, environments: environments)) }
         return Application(
             responder: PortalResponder(proxy: parts.proxy, next: router(configuration, parts: parts, client: database.client).buildResponder()),
-            server: HTTPServerBuilder { responder in PortalChannel(responder: responder, proxy: parts.proxy) },
+            server: HTTPServerBuilder { responder in
+                PortalChannel(responder: responder, proxy: parts.proxy, connection: connectionSettings(configuration, pages: parts.pages))
+            },
             configuration: .init(address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: nil),
             services: services,
             onServerRunning: onServerRunning,

@@ -25,6 +25,33 @@ extension EnvironmentProxy {
         return authority == host || authority == "\(host):\(defaultPort)"
     }
 
+    /// The origin environments are served from, as the browser used it: the separate environment
+    /// origin when there is one, else the portal's (its public URL, or what a trusted proxy says).
+    func expectedOrigin(forwardedProto: String?, forwardedHost: String?, forwardedPort: String? = nil, peer: String?) -> String {
+        if let environmentsURL { return OriginPolicy.serialize(scheme: environmentsURL.scheme, host: environmentsURL.host, port: environmentsURL.port) }
+        return resolver.origin(forwardedProto: forwardedProto, forwardedHost: forwardedHost, forwardedPort: forwardedPort, peer: peer)
+    }
+
+    /// Throws ``Refusal/crossOrigin`` (and logs it) when ``OriginPolicy`` refuses a request: one
+    /// that can change something, or an upgrade, from a page of another origin.
+    func checkOrigin(
+        method: String, upgrade: Bool, claims: OriginPolicy.Claims, forwardedProto: String?, forwardedHost: String?, forwardedPort: String?, peer: String?,
+        path: String, logger: Logger
+    ) throws(Refusal) {
+        guard upgrade || !OriginPolicy.isSafe(method: method) else { return }
+        let expected = expectedOrigin(forwardedProto: forwardedProto, forwardedHost: forwardedHost, forwardedPort: forwardedPort, peer: peer)
+        guard OriginPolicy.allows(claims, expected: expected) else {
+            logger.notice(
+                "cross-origin request refused",
+                metadata: [
+                    "method": "\(method)", "path": "\(ProxyRoute.prefix(of: Substring(path)) ?? "/")", "origin": "\(claims.origin ?? "-")",
+                    "sec_fetch_site": "\(claims.fetchSite ?? "-")", "expected": "\(expected)", "peer": "\(peer ?? "-")",
+                ]
+            )
+            throw .crossOrigin
+        }
+    }
+
     /// `GET /_portal/enter?code=…` on the environment origin: redeems a one-time code from the
     /// portal origin for this origin's session cookie, then goes into the environment.
     func enter(_ request: Request, context: PortalRequestContext) async -> Response {

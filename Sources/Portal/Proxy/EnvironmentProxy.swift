@@ -21,11 +21,13 @@ struct EnvironmentProxy: Sendable {
         case starting
         /// The server did not answer.
         case upstreamDown
+        /// A change (or a WebSocket) asked for by a page of another origin (``OriginPolicy``).
+        case crossOrigin
 
         /// The status a browser, a script or a WebSocket client gets.
         var status: HTTPResponse.Status {
             switch self {
-            case .noSession, .forbidden: .forbidden
+            case .noSession, .forbidden, .crossOrigin: .forbidden
             case .notRunning: .notFound
             case .starting: .serviceUnavailable
             case .upstreamDown: .badGateway
@@ -40,6 +42,8 @@ struct EnvironmentProxy: Sendable {
             case .notRunning: "Your environment is not running; launch it again from your course."
             case .starting: "Your environment is starting."
             case .upstreamDown: "Your environment is not answering."
+            case .crossOrigin:
+                "This request came from a page of another site, so the portal did not pass it to your environment. Work in your environment's own tab."
             }
         }
 
@@ -62,6 +66,11 @@ struct EnvironmentProxy: Sendable {
                 )
             case .starting:
                 nil
+            case .crossOrigin:
+                PageModel.Unavailable(
+                    heading: "Blocked a request from another site",
+                    message: "A page of another site tried to act in your environment, so the portal stopped it. Nothing was changed. Open the activity from your course page to carry on."
+                )
             case .upstreamDown:
                 PageModel.Unavailable(
                     heading: "Your environment is not answering",
@@ -82,6 +91,8 @@ struct EnvironmentProxy: Sendable {
     /// The separate origin that serves environments, if any (`proxy.environments_url`).
     let environmentsURL: PublicURL?
     let sessionLifetime: Duration
+    /// What the portal changes in every response from an environment's server.
+    let responsePolicy: ProxyResponsePolicy
 
     /// Which sessions count for environments, and the cookie carrying them: the portal's own on a
     /// single origin, the environment origin's otherwise.
@@ -119,6 +130,12 @@ struct EnvironmentProxy: Sendable {
     func forward(_ request: Request, context: PortalRequestContext) async -> Response {
         let target = request.head.path ?? "/"
         do {
+            try checkOrigin(
+                method: request.method.rawValue, upgrade: request.headers[.upgrade] != nil,
+                claims: OriginPolicy.Claims(origin: request.headers[.origin], fetchSite: request.headers[.secFetchSite]),
+                forwardedProto: request.headers[.xForwardedProto], forwardedHost: request.headers[.xForwardedHost], forwardedPort: request.headers[.xForwardedPort],
+                peer: context.remoteAddress, path: target, logger: context.logger
+            )
             let route = try await authorize(path: Substring(target), token: request.cookies[cookieName]?.value)
             guard let address = route.upstream else { throw Refusal.starting }
             if request.headers[.upgrade] != nil {
@@ -133,7 +150,7 @@ struct EnvironmentProxy: Sendable {
             )
             let hasBody = request.headers[.contentLength].map { $0 != "0" } ?? (request.headers[.transferEncoding] != nil)
             let upstream = try await send(head, body: hasBody ? request.body : nil, to: address, on: context.eventLoop)
-            let response = ProxyHeaders.response(upstream.head)
+            let response = ProxyHeaders.response(upstream.head, policy: responsePolicy)
             switch upstream.body {
             case .complete(let buffer):
                 return Response(status: response.status, headers: response.headerFields, body: ResponseBody(byteBuffer: buffer))
@@ -195,7 +212,7 @@ struct EnvironmentProxy: Sendable {
 
     /// An RFC 9457 problem document.
     func problem(_ status: HTTPResponse.Status, _ detail: String) -> Response {
-        let body = #"{"type":"about:blank","title":"\#(status.reasonPhrase)","status":\#(status.code),"detail":"\#(detail)"}"#
+        let body = ProblemDocument.json(status: status.code, title: status.reasonPhrase, detail: detail)
         return Response(
             status: status, headers: [.contentType: "application/problem+json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: body))
         )

@@ -8,21 +8,22 @@ import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 import Synchronization
 
-/// The portal's HTTP/1.1 connections. Ordinary requests go to the responder (router and proxy);
-/// a WebSocket upgrade under `/user/` is authorised like any proxied request, the handshake is made
-/// with the environment's server, and the two connections are then spliced byte for byte, so
-/// subprotocols, extensions, frame sizes, pings and closes are the browser's and the server's own.
+/// The portal's HTTP/1.1 connections. Every connection starts with ``BrowserConnectionHandler``
+/// (strict request reading, limits, timeouts, the proxy's fast path). Ordinary requests go to the
+/// responder (router and proxy); a WebSocket upgrade under `/user/` is authorised like any proxied
+/// request, the handshake is made with the environment's server, and the two connections are then
+/// spliced byte for byte, so subprotocols, extensions, frame sizes, pings and closes are the
+/// browser's and the server's own. A spliced WebSocket is closed when its session ends.
 ///
-/// A refused or failed upgrade falls through to the responder, which answers it (403, 404, 502…).
+/// A refused or failed upgrade is answered here with a problem document, and the connection closed.
 /// As with any NIO upgrader, only the first request a connection hands to NIO can upgrade (requests
-/// the fast path ``RawProxyHandler`` forwarded itself do not count); browsers open every WebSocket
-/// on a new connection.
+/// the fast path forwarded itself do not count); browsers open every WebSocket on a new connection.
 struct PortalChannel: ServerChildChannel, HTTPChannelHandler {
     enum UpgradeResult: Sendable {
-        case spliced(any Channel)
+        case spliced(any Channel, SessionWatch)
         case notUpgraded(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
         /// NIO consumed the upgrade request, so the refusal is answered here, not by the router.
-        case refused(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, HTTPResponse.Status)
+        case refused(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, SpliceUpgrader.Refused)
     }
 
     /// The connection and the outcome of its first request's upgrade negotiation.
@@ -33,22 +34,24 @@ struct PortalChannel: ServerChildChannel, HTTPChannelHandler {
 
     let responder: HTTPChannelHandler.Responder
     let proxy: EnvironmentProxy?
+    /// How every connection is limited and what it answers itself.
+    let connection: BrowserConnectionHandler.Settings
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             let splice = proxy.map { SpliceUpgrader(proxy: $0, logger: logger) }
-            // The fast path reads the browser's bytes before NIO's HTTP parser does.
-            let fastPath = proxy.map { NIOLoopBound(RawProxyHandler(proxy: $0), eventLoop: channel.eventLoop) }
-            if let fastPath { try channel.pipeline.syncOperations.addHandler(fastPath.value) }
+            // Every request is read here before NIO's HTTP parser sees it.
+            let front = NIOLoopBound(BrowserConnectionHandler(proxy: proxy, settings: connection, logger: logger), eventLoop: channel.eventLoop)
+            try channel.pipeline.syncOperations.addHandler(front.value)
             let upgrade = NIOTypedHTTPServerUpgradeConfiguration<UpgradeResult>(upgraders: splice.map { [$0] } ?? []) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
-                    if let fastPath { try channel.pipeline.syncOperations.addHandler(RouterResponseObserver(fastPath: fastPath.value)) }
+                    try channel.pipeline.syncOperations.addHandler(RouterResponseObserver(connection: front.value))
                     try channel.pipeline.syncOperations.addHandler(HTTPUserEventHandler(logger: logger))
                     let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                         wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true)
                     )
-                    if let status = splice?.pending.refusal() { return .refused(http, status) }
+                    if let refused = splice?.pending.refusal() { return .refused(http, refused) }
                     return .notUpgraded(http)
                 }
             }
@@ -61,24 +64,29 @@ struct PortalChannel: ServerChildChannel, HTTPChannelHandler {
     }
 
     func handle(value: Value, logger: Logger) async {
-        do {
-            switch try await value.negotiated.get() {
-            case .notUpgraded(let http):
-                await handleHTTP(asyncChannel: http, logger: logger)
-            case .spliced(let channel):
-                try await channel.closeFuture.get()
-            case .refused(let http, let status):
-                try await http.executeThenClose { _, outbound in
-                    let body = ByteBuffer(string: "\(status.code) \(status.reasonPhrase)\n")
-                    try await outbound.write(.head(HTTPResponse(status: status, headerFields: [
-                        .connection: "close", .contentType: "text/plain; charset=utf-8", .contentLength: "\(body.readableBytes)",
-                    ])))
-                    try await outbound.write(.body(body))
-                    try await outbound.write(.end(nil))
+        // Cancelled (shutdown past its limit): end the connection, which ends everything below.
+        await withTaskCancellationHandler {
+            do {
+                switch try await value.negotiated.get() {
+                case .notUpgraded(let http):
+                    await handleHTTP(asyncChannel: http, logger: logger)
+                case .spliced(let channel, let watch):
+                    await watch.run(closing: channel, logger: logger)
+                case .refused(let http, let refused):
+                    try await http.executeThenClose { _, outbound in
+                        let body = ByteBuffer(string: ProblemDocument.json(status: refused.status.code, title: refused.status.reasonPhrase, detail: refused.detail))
+                        try await outbound.write(.head(HTTPResponse(status: refused.status, headerFields: [
+                            .connection: "close", .contentType: "application/problem+json", .contentLength: "\(body.readableBytes)", .cacheControl: "no-store",
+                        ])))
+                        try await outbound.write(.body(body))
+                        try await outbound.write(.end(nil))
+                    }
                 }
+            } catch {
+                logger.debug("connection ended", metadata: ["error": "\(error)"])
             }
-        } catch {
-            logger.debug("connection ended", metadata: ["error": "\(error)"])
+        } onCancel: {
+            value.channel.close(promise: nil)
         }
     }
 }
@@ -105,6 +113,12 @@ struct SpliceUpgrader: NIOTypedHTTPServerProtocolUpgrader {
         promise.completeWithTask {
             guard upgradeRequest.uri.hasPrefix("/user/") else { throw EnvironmentProxy.Refusal.notRunning }
             let peer = channel.remoteAddress?.ipAddress
+            let headers = upgradeRequest.headers
+            try proxy.checkOrigin(
+                method: "GET", upgrade: true, claims: OriginPolicy.Claims(origin: headers["origin"].first, fetchSite: headers["sec-fetch-site"].first),
+                forwardedProto: headers["x-forwarded-proto"].first, forwardedHost: headers["x-forwarded-host"].first,
+                forwardedPort: headers["x-forwarded-port"].first, peer: peer, path: upgradeRequest.uri, logger: logger
+            )
             if proxy.environmentsURL != nil {
                 // With a separate environment origin, only that origin serves environments.
                 let onEnvironmentOrigin = proxy.isEnvironmentOrigin(
@@ -114,6 +128,7 @@ struct SpliceUpgrader: NIOTypedHTTPServerProtocolUpgrader {
             }
             let token = upgradeRequest.headers["cookie"].lazy.compactMap { CookieHeader.value(named: proxy.cookieName, in: $0) }.first
             let route = try await proxy.authorize(path: Substring(upgradeRequest.uri), token: token)
+            guard let token else { throw EnvironmentProxy.Refusal.noSession }
             guard let address = route.upstream else { throw EnvironmentProxy.Refusal.starting }
             let client = ProxyHeaders.Client(
                 address: peer, trusted: proxy.resolver.isTrusted(peer), scheme: proxy.scheme(forwardedProto: upgradeRequest.headers["x-forwarded-proto"].first, peer: peer)
@@ -125,35 +140,35 @@ struct SpliceUpgrader: NIOTypedHTTPServerProtocolUpgrader {
             )
             let (upstream, response) = try await Self.handshake(head, address: address, on: channel.eventLoop, timeout: proxy.pool.connectTimeout)
             route.touch()
-            pending.set(upstream, route)
-            var headers = initialResponseHeaders
+            pending.set(upstream, route, SessionWatch(proxy: proxy, token: token, userID: route.userID))
+            var answer = initialResponseHeaders
             for name in ["sec-websocket-accept", "sec-websocket-protocol", "sec-websocket-extensions"] {
-                for value in response.headers[name] { headers.add(name: name, value: value) }
+                for value in response.headers[name] { answer.add(name: name, value: value) }
             }
-            return headers
+            return answer
         }
         promise.futureResult.whenFailure { [logger] error in
             if let refusal = error as? EnvironmentProxy.Refusal {
-                pending.refuse(refusal.status)
+                pending.refuse(Refused(status: refusal.status, detail: refusal.detail))
             } else if case UpstreamError.refusedUpgrade(let status) = error {
-                pending.refuse(HTTPResponse.Status(code: status))
+                pending.refuse(Refused(status: HTTPResponse.Status(code: status), detail: "Your environment's server refused the WebSocket."))
             } else {
                 logger.debug("websocket upgrade not made", metadata: ["error": "\(error)"])
-                pending.refuse(.badGateway)
+                pending.refuse(Refused(status: .badGateway, detail: EnvironmentProxy.Refusal.upstreamDown.detail))
             }
         }
         return promise.futureResult
     }
 
     func upgrade(channel: any Channel, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<UpgradeResult> {
-        guard let (upstream, route) = pending.take() else {
+        guard let (upstream, route, watch) = pending.take() else {
             return channel.eventLoop.makeFailedFuture(UpstreamError.closedBeforeResponse)
         }
         return channel.eventLoop.makeCompletedFuture {
             let (browserSide, serverSide) = GlueHandler.pair { route.touch() }
             try channel.pipeline.syncOperations.addHandler(browserSide)
             try upstream.pipeline.syncOperations.addHandler(serverSide)
-            return .spliced(channel)
+            return .spliced(channel, watch)
         }
     }
 
@@ -190,25 +205,31 @@ struct SpliceUpgrader: NIOTypedHTTPServerProtocolUpgrader {
         }
     }
 
+    /// Why an upgrade was refused: the status and what the client is told.
+    struct Refused: Sendable {
+        var status: HTTPResponse.Status
+        var detail: String
+    }
+
     /// Holds the upstream channel from the handshake to the splice (closing it if never spliced),
     /// or why the upgrade was refused.
     final class Pending: Sendable {
-        private let value = Mutex<(any Channel, ProxyRoute)?>(nil)
-        private let refused = Mutex<HTTPResponse.Status?>(nil)
+        private let value = Mutex<(any Channel, ProxyRoute, SessionWatch)?>(nil)
+        private let refused = Mutex<Refused?>(nil)
 
-        func refuse(_ status: HTTPResponse.Status) {
-            refused.withLock { $0 = status }
+        func refuse(_ refusal: Refused) {
+            refused.withLock { $0 = refusal }
         }
 
-        func refusal() -> HTTPResponse.Status? {
+        func refusal() -> Refused? {
             refused.withLock { $0 }
         }
 
-        func set(_ channel: any Channel, _ route: ProxyRoute) {
-            value.withLock { $0 = (channel, route) }
+        func set(_ channel: any Channel, _ route: ProxyRoute, _ watch: SessionWatch) {
+            value.withLock { $0 = (channel, route, watch) }
         }
 
-        func take() -> (any Channel, ProxyRoute)? {
+        func take() -> (any Channel, ProxyRoute, SessionWatch)? {
             value.withLock { current in
                 defer { current = nil }
                 return current

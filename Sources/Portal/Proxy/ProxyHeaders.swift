@@ -130,23 +130,30 @@ enum ProxyHeaders {
         return HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: target, headers: headers)
     }
 
-    /// The end-to-end fields of an upstream response, for the browser.
-    static func responseHeaders(_ headers: HTTPHeaders) -> HTTPHeaders {
+    /// The end-to-end fields of an upstream response, for the browser, with ``ProxyResponsePolicy``
+    /// applied.
+    static func responseHeaders(_ headers: HTTPHeaders, policy: ProxyResponsePolicy) -> HTTPHeaders {
         let listed = connectionListed(headers[canonicalForm: "connection"].map(String.init))
         var kept = HTTPHeaders()
         kept.reserveCapacity(headers.count)
+        var seen = ProxyResponsePolicy.Seen()
         for (name, value) in headers {
             if Field(name: name).isHopByHop || (!listed.isEmpty && listed.contains(name.lowercased())) { continue }
+            if let decided = ProxyResponsePolicy.Field(name: name) {
+                seen.add(decided, value)
+                continue
+            }
             kept.add(name: name, value: value)
         }
+        for field in policy.fields(seen) { kept.add(name: field.name, value: field.value) }
         return kept
     }
 
     /// The response head for the browser: the upstream status and its end-to-end fields.
-    static func response(_ head: HTTPResponseHead) -> HTTPResponse {
+    static func response(_ head: HTTPResponseHead, policy: ProxyResponsePolicy) -> HTTPResponse {
         var fields = HTTPFields()
         fields.reserveCapacity(head.headers.count)
-        for (name, value) in responseHeaders(head.headers) {
+        for (name, value) in responseHeaders(head.headers, policy: policy) {
             guard let fieldName = HTTPField.Name(name) else { continue }
             fields.append(HTTPField(name: fieldName, value: value))
         }

@@ -1,12 +1,12 @@
 import NIOCore
 
-/// HTTP/1.1 message heads and body framing read straight from the bytes (RFC 9112), for the
-/// proxy's fast path: it forwards what it can without building NIO's message types, and hands
-/// anything it does not fully understand to NIO's parser, which then sees exactly the bytes the
-/// browser sent. The parser is strict on purpose: a bare LF, a folded line, a malformed field or
+/// HTTP/1.1 message heads and body framing read straight from the bytes (RFC 9112), for every
+/// browser connection (``BrowserConnectionHandler`` reads each request head here before anything
+/// else does, and the proxy's fast path forwards from it) and for the fast path's upstream
+/// responses. The parser is strict on purpose: a bare LF, a folded line, a malformed field or
 /// conflicting lengths make it answer `invalid`, never guess.
 enum RawHTTP {
-    /// The longest head read here (the router's parser takes longer ones).
+    /// The longest upstream response head read here.
     static let headLimit = 32 * 1024
 
     /// One field line of a head; ranges are byte offsets into the head.
@@ -30,19 +30,21 @@ enum RawHTTP {
     enum Parse {
         /// More bytes are needed.
         case incomplete
-        /// Not something the fast path reads; leave it to NIO's parser.
+        /// Not a well-formed HTTP/1.1 head.
         case invalid
+        /// Longer than `limit` bytes, or more than `maxFields` fields.
+        case tooLarge
         case complete(Head)
     }
 
-    /// Parses the head at the start of `bytes`.
-    static func parseHead(_ bytes: UnsafeRawBufferPointer) -> Parse {
+    /// Parses the head at the start of `bytes`: at most `limit` bytes and `maxFields` field lines.
+    static func parseHead(_ bytes: UnsafeRawBufferPointer, limit: Int = headLimit, maxFields: Int = 1000) -> Parse {
         var fields = [FieldLine]()
         fields.reserveCapacity(16)
         var lineStart = 0
         var startLine: Range<Int>?
         var index = 0
-        let count = min(bytes.count, headLimit)
+        let count = min(bytes.count, limit)
         while index < count {
             guard bytes[index] == UInt8(ascii: "\n") else {
                 index += 1
@@ -63,9 +65,10 @@ enum RawHTTP {
                 return .complete(Head(length: index, startLine: startLine, fields: fields))
             }
             guard let field = fieldLine(bytes, line.lowerBound..<end, line: line) else { return .invalid }
+            guard fields.count < maxFields else { return .tooLarge }
             fields.append(field)
         }
-        return bytes.count >= headLimit ? .invalid : .incomplete
+        return bytes.count >= limit ? .tooLarge : .incomplete
     }
 
     private static func fieldLine(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, line: Range<Int>) -> FieldLine? {
@@ -181,7 +184,9 @@ enum RawHTTP {
         for field in head.fields {
             switch field.kind {
             case .contentLength:
-                guard let value = decimal(bytes, field.value), length == nil || length == value else { return nil }
+                // A second Content-Length, even an equal one, is refused (RFC 9112 §6.3 allows it; a
+                // smuggling attempt is likelier than a client that needs it).
+                guard let value = decimal(bytes, field.value), length == nil else { return nil }
                 length = value
             case .transferEncoding:
                 let tokens = listTokens(bytes, field.value)

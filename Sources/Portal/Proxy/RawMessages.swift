@@ -9,25 +9,22 @@ struct RawRequest {
     let target: Range<Int>
     let http11: Bool
 
-    /// Reads the start line (`METHOD SP target SP HTTP/1.x`) and framing; `nil` when either is not
-    /// plain HTTP/1.x (NIO's parser then answers it).
-    init?(_ bytes: UnsafeRawBufferPointer, _ head: RawHTTP.Head) {
-        let line = head.startLine
-        guard let space = (line.lowerBound..<line.upperBound).first(where: { bytes[$0] == UInt8(ascii: " ") }), space > line.lowerBound,
-            line.upperBound - space > 10
-        else { return nil }
-        let versionStart = line.upperBound - 8
-        guard bytes[versionStart - 1] == UInt8(ascii: " "), versionStart - 1 > space + 1 else { return nil }
-        let version = UnsafeRawBufferPointer(rebasing: bytes[versionStart..<line.upperBound])
-        guard version.starts(with: "HTTP/1.".utf8), version[7] == UInt8(ascii: "1") || version[7] == UInt8(ascii: "0") else { return nil }
-        for offset in line.lowerBound..<space where !RawHTTP.isTokenCharacter(bytes[offset]) { return nil }
-        for offset in (space + 1)..<(versionStart - 1) where bytes[offset] <= 0x20 || bytes[offset] == 0x7F { return nil }
-        guard let framed = RawHTTP.framing(bytes, head, isRequest: true) else { return nil }
+    init(head: RawHTTP.Head, framed: RawHTTP.Framed, method: Range<Int>, target: Range<Int>, http11: Bool) {
         self.head = head
         self.framed = framed
-        self.method = line.lowerBound..<space
-        self.target = (space + 1)..<(versionStart - 1)
-        self.http11 = version[7] == UInt8(ascii: "1")
+        self.method = method
+        self.target = target
+        self.http11 = http11
+    }
+
+    /// Reads the start line (`METHOD SP target SP HTTP/1.x`) and framing with the standard limits;
+    /// `nil` when the request is not plain HTTP/1.x (see ``init(validating:_:limits:)`` for why).
+    init?(_ bytes: UnsafeRawBufferPointer, _ head: RawHTTP.Head) {
+        do {
+            try self.init(validating: bytes, head, limits: .standard)
+        } catch {
+            return nil
+        }
     }
 
     /// Whether the browser keeps the connection open after this exchange.
@@ -197,14 +194,15 @@ struct RawResponse {
     /// Whether the server keeps the connection for another request.
     var isReusable: Bool { framed.framing != .untilClose && (http11 ? !framed.close : framed.keepAlive) }
 
-    /// The head for the browser: HTTP/1.1, the server's status and end-to-end fields, framing fields
-    /// as they came (the body is forwarded unchanged), and `Connection: close` when the browser's
-    /// connection ends with this response.
-    func browserHead(_ bytes: UnsafeRawBufferPointer, closing: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var out = allocator.buffer(capacity: head.length + 24)
+    /// The head for the browser: HTTP/1.1, the server's status and end-to-end fields with
+    /// ``ProxyResponsePolicy`` applied, framing fields as they came (the body is forwarded
+    /// unchanged), and `Connection: close` when the browser's connection ends with this response.
+    func browserHead(_ bytes: UnsafeRawBufferPointer, closing: Bool, policy: ProxyResponsePolicy, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var out = allocator.buffer(capacity: head.length + 96)
         out.writeStaticString("HTTP/1.1")
         out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[(head.startLine.lowerBound + 8)..<head.startLine.upperBound]))
         out.writeStaticString("\r\n")
+        var seen = ProxyResponsePolicy.Seen()
         for field in head.fields {
             switch field.kind {
             case .connection, .upgrade, .hopByHop:
@@ -213,8 +211,18 @@ struct RawResponse {
                 break  // the chunks are forwarded as they are
             default:
                 if framed.lists(bytes, field.name) { continue }
+                if let decided = ProxyResponsePolicy.Field(name: UnsafeRawBufferPointer(rebasing: bytes[field.name])) {
+                    seen.add(decided, String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.value]), as: UTF8.self))
+                    continue
+                }
             }
             out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[field.line]))
+        }
+        for field in policy.fields(seen) {
+            out.writeString(field.name)
+            out.writeStaticString(": ")
+            out.writeString(field.value)
+            out.writeStaticString("\r\n")
         }
         if closing { out.writeStaticString("Connection: close\r\n") }
         out.writeStaticString("\r\n")

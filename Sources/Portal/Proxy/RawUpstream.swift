@@ -11,6 +11,8 @@ protocol RawUpstreamSink: AnyObject {
     func upstreamEnd(closing: Bool, reusable: Bool) -> Bool
     /// The exchange failed; `beforeResponse` when nothing was passed to the browser yet.
     func upstreamFailed(_ error: any Error, beforeResponse: Bool)
+    /// What the portal changes in the response's fields.
+    var responsePolicy: ProxyResponsePolicy { get }
 }
 
 /// The last handler of a fast-path upstream connection (no HTTP codec): sends a request head as
@@ -118,7 +120,7 @@ final class RawUpstreamHandler: ChannelInboundHandler {
                 guard case .complete(let head) = parse, let response = RawResponse(raw, head, toHEAD: toHEAD) else { return (parse, nil, nil) }
                 if response.status < 200 { return (parse, response, nil) }  // 100 Continue, 103 Early Hints: the real head follows
                 closing = closing || response.framed.framing == .untilClose
-                return (parse, response, response.browserHead(raw, closing: closing, allocator: allocator))
+                return (parse, response, response.browserHead(raw, closing: closing, policy: sink.responsePolicy, allocator: allocator))
             }
             switch parsed {
             case (.incomplete, _, _):

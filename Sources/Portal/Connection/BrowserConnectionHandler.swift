@@ -1,0 +1,353 @@
+import Logging
+import NIOCore
+
+/// The first handler of every browser connection, in front of NIO's HTTP/1 parser. It reads each
+/// request head from the bytes itself (``RawRequest``, strict), so that:
+///
+/// - a request that is malformed or over a limit is answered here (`400`, `414`, `431`) and the
+///   connection closed, before any route sees it;
+/// - every wait has a limit (``ConnectionDeadlines``): the head, a pause in the body, the idle
+///   time between requests; a connection that ends while the browser may still be sending is read
+///   out and closed (lingering), so no socket stays open, and shutdown closes every connection
+///   within `http.drain_timeout`;
+/// - request boundaries are followed through the bodies handed to NIO, so the next request is read
+///   from the right byte, and responses stay in request order: a request is taken only when the
+///   one before it has been answered (``RouterResponseObserver`` says when the router has);
+/// - with environments, the proxy's fast path forwards a body-less request under `/user/` whose
+///   session and route are already in memory straight from the bytes, on a pooled byte-level
+///   connection on the same event loop (see the `+FastPath` extension): no HTTP message types, no
+///   Swift task and no thread hop per request, as in nginx.
+///
+/// Everything else — the portal's pages, bodies, refusals, routes not cached yet — is handed to
+/// NIO's parser exactly as the browser sent it, and the router answers it. A WebSocket upgrade (the
+/// first request NIO sees on the connection) hands the rest of the connection to NIO's upgrader.
+final class BrowserConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler, RawUpstreamSink {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    enum Mode {
+        /// At the start of a request.
+        case requests
+        /// The rest of a request handed to the router: a body of this many bytes, or chunks.
+        case handingBody(remaining: Int)
+        case handingChunks(ChunkedScanner)
+        /// Everything goes to NIO from here on (a WebSocket upgrade).
+        case passthrough
+    }
+
+    /// What the connection is told and how it is limited.
+    struct Settings {
+        var limits: RequestLimits
+        var deadlines: ConnectionDeadlines.Settings
+        var pages: Pages
+        var securityHeaders: [(String, String)]
+    }
+
+    let proxy: EnvironmentProxy?
+    let settings: Settings
+    let logger: Logger
+    var context: ChannelHandlerContext?
+    var allocator = ByteBufferAllocator()
+    var mode = Mode.requests
+    /// Bytes read from the browser and not dispatched yet.
+    var pending: ByteBuffer?
+    /// Requests handed to the router whose responses have not ended: whether each keeps the
+    /// connection alive after its response.
+    var routerRequests = CircularBuffer<Bool>(initialCapacity: 4)
+    /// NIO's parser has been handed a request (its upgrader only looks at the first).
+    var handedToNIO = false
+    /// A request has been answered on this connection.
+    var answeredAny = false
+    var exchange: Exchange?
+    /// The upstream connection of the last exchange, kept for the next request to the same server
+    /// (most of a browser connection's requests go to one environment): the pool is the fallback.
+    var kept: RawUpstreamConnection?
+    var readPending = false
+    /// A read passed through to the socket and no bytes came yet (a body's pause is the browser's).
+    var wantsRead = false
+    /// Between `channelRead` and `channelReadComplete`.
+    var reading = false
+    /// Bytes went to NIO's parser since the last `channelReadComplete`.
+    var handedThisRead = false
+    /// The browser closed its side: no request follows the current one.
+    var inputEnded = false
+    /// Shutdown began: the connection ends after what is in progress, within the drain timeout.
+    var quiescing = false
+    /// The connection is ending: what the browser still sends is read and dropped.
+    var lingering = false
+    var deadlines: ConnectionDeadlines
+    var timer: Scheduled<Void>?
+    var timerAt: NIODeadline?
+    /// The session and route of this connection's last forwarded request (the next one is most
+    /// likely the same student's, to the same environment): see ``session(_:)`` and ``route(_:)``.
+    var lastSession: (token: [UInt8], entry: SessionCache.Entry)?
+    var lastRoute: (prefix: [UInt8], version: Int, route: ProxyRoute)?
+    /// Who the browser is, read once per connection: its address, whether it is a trusted proxy,
+    /// and the scheme it used when that does not depend on what a trusted proxy says.
+    lazy var client: ProxyHeaders.Client = {
+        let address = self.context?.channel.remoteAddress?.ipAddress
+        guard let proxy else { return ProxyHeaders.Client(address: address, trusted: false, scheme: "http") }
+        return ProxyHeaders.Client(address: address, trusted: proxy.resolver.isTrusted(address), scheme: proxy.scheme(forwardedProto: nil, peer: address))
+    }()
+
+    init(proxy: EnvironmentProxy?, settings: Settings, logger: Logger) {
+        self.proxy = proxy
+        self.settings = settings
+        self.logger = logger
+        self.deadlines = ConnectionDeadlines(settings: settings.deadlines, now: .now())
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.allocator = context.channel.allocator
+        settle(context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        timer?.cancel()
+        timer = nil
+        if let connection = kept {
+            kept = nil
+            proxy?.pool.checkIn(connection)
+        }
+    }
+
+    // MARK: Browser → portal
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        wantsRead = false
+        if lingering {
+            deadlines.received(now: .now())
+            return  // read and dropped
+        }
+        if case .passthrough = mode, pending == nil {
+            handedThisRead = true
+            context.fireChannelRead(data)
+            return
+        }
+        reading = true
+        deadlines.received(now: .now())
+        var bytes = unwrapInboundIn(data)
+        if var earlier = pending {
+            pending = nil  // one owner, so appending does not copy the storage
+            earlier.writeBuffer(&bytes)
+            pending = earlier
+        } else {
+            pending = bytes
+        }
+        dispatch(context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        reading = false
+        // NIO's handlers behind this one only need it after bytes were handed to them.
+        if handedThisRead {
+            handedThisRead = false
+            context.fireChannelReadComplete()
+        }
+        if lingering { context.read() }  // nobody behind asks any more: keep draining the socket
+        settle(context: context)
+    }
+
+    /// Takes the pending bytes as far as they go: forwards a request, hands bytes to NIO, refuses
+    /// one, or waits.
+    func dispatch(context: ChannelHandlerContext) {
+        var handed = false
+        defer { if handed, !reading { context.fireChannelReadComplete() } }
+        while var bytes = pending, bytes.readableBytes > 0, !lingering {
+            switch mode {
+            case .passthrough:
+                pending = nil
+                hand(bytes, context: context, handed: &handed)
+                return
+            case .handingBody(let remaining):
+                let count = min(remaining, bytes.readableBytes)
+                hand(bytes.take(count), context: context, handed: &handed)
+                mode = count == remaining ? .requests : .handingBody(remaining: remaining - count)
+            case .handingChunks(var scanner):
+                switch bytes.withUnsafeReadableBytes({ scanner.scan($0) }) {
+                case .more:
+                    hand(bytes.take(bytes.readableBytes), context: context, handed: &handed)
+                    mode = .handingChunks(scanner)
+                case .end(let count):
+                    hand(bytes.take(count), context: context, handed: &handed)
+                    mode = .requests
+                case .invalid:
+                    // The router is reading this body: end the connection, it sees the body cut short.
+                    pending = nil
+                    logger.notice("request refused", metadata: ["reason": "malformed chunked body", "peer": "\(client.address ?? "-")"])
+                    close(context: context)
+                    return
+                }
+            case .requests:
+                guard exchange == nil, routerRequests.isEmpty else { return }
+                switch start(&bytes, context: context) {
+                case .wait:
+                    return
+                case .forwarded:
+                    break
+                case .handed(let head, let next, let keepAlive):
+                    routerRequests.append(keepAlive)
+                    handedToNIO = true
+                    hand(head, context: context, handed: &handed)
+                    mode = next
+                case .upgrade:
+                    handedToNIO = true
+                    mode = .passthrough
+                    continue  // the loop hands everything over
+                case .refused(let problem):
+                    pending = nil
+                    refuse(problem, request: bytes, context: context)
+                    return
+                }
+            }
+            pending = bytes.readableBytes > 0 ? bytes : nil
+        }
+        pending = nil
+    }
+
+    func hand(_ bytes: ByteBuffer, context: ChannelHandlerContext, handed: inout Bool) {
+        context.fireChannelRead(wrapInboundOut(bytes))
+        handed = true
+        handedThisRead = handedThisRead || reading
+    }
+
+    enum Start {
+        /// The head is not complete yet.
+        case wait
+        /// Sent upstream by the fast path; the exchange runs.
+        case forwarded
+        /// For the router: the head, what follows it, and whether the connection stays open after.
+        case handed(ByteBuffer, Mode, keepAlive: Bool)
+        /// A WebSocket upgrade for NIO's upgrader: the rest of the connection is NIO's.
+        case upgrade
+        case refused(RequestProblem)
+    }
+
+    /// What the head at the start of the pending bytes is.
+    private enum Decision {
+        case wait
+        case refused(RequestProblem)
+        case upgrade
+        case request(length: Int, next: Mode, keepAlive: Bool, exchange: Exchange?)
+    }
+
+    /// Reads the head at the start of `bytes` and forwards it, or says what else happens to it.
+    private func start(_ bytes: inout ByteBuffer, context: ChannelHandlerContext) -> Start {
+        let decision = bytes.withUnsafeReadableBytes { raw -> Decision in
+            switch RawRequest.read(raw, limits: settings.limits) {
+            case nil:
+                return .wait
+            case .failure(let problem):
+                return .refused(problem)
+            case .success(let (head, request)):
+                let upgrade = request.framed.upgrade
+                if upgrade, proxy != nil, !handedToNIO, request.isWebSocketUpgrade(raw) { return .upgrade }
+                let next: Mode
+                switch request.framed.framing {
+                case .length(let count): next = .handingBody(remaining: count)
+                case .chunked: next = .handingChunks(ChunkedScanner())
+                case .none, .untilClose: next = .requests
+                }
+                // Any other upgrade is an ordinary request, answered, and then the connection closes.
+                let keepAlive = request.isKeepAlive && !upgrade
+                return .request(length: head.length, next: next, keepAlive: keepAlive, exchange: exchange(for: request, raw, context: context))
+            }
+        }
+        switch decision {
+        case .wait: return .wait
+        case .refused(let problem): return .refused(problem)
+        case .upgrade: return .upgrade
+        case .request(let length, let next, let keepAlive, let found):
+            let head = bytes.take(length)
+            guard let found else { return .handed(head, next, keepAlive: keepAlive) }
+            found.request = head
+            startExchange(found, context: context)
+            return .forwarded
+        }
+    }
+
+    // MARK: Flow
+
+    /// The router has written the end of a response.
+    func routerResponseEnded() {
+        guard let context, let keepAlive = routerRequests.popFirst() else { return }
+        answeredAny = true
+        let bodyUnread = isReadingBody && routerRequests.isEmpty
+        if !keepAlive || bodyUnread || inputEnded && routerRequests.isEmpty {
+            // Answered before its body arrived (a refusal, a form too large), or the last response
+            // of the connection: nothing more is read from it.
+            finish(context: context)
+            return
+        }
+        if routerRequests.isEmpty { resume(context: context) }
+    }
+
+    /// Goes on with the requests that waited, then reads again if a read was held back.
+    func resume(context: ChannelHandlerContext) {
+        if pending != nil { dispatch(context: context) }
+        if readPending, !isHolding {
+            readPending = false
+            wantsRead = true
+            context.read()
+        }
+        settle(context: context)
+    }
+
+    /// Bytes are waiting for an exchange or the router: read no more until they are taken.
+    var isHolding: Bool {
+        guard pending != nil, case .requests = mode else { return false }
+        return exchange != nil || !routerRequests.isEmpty
+    }
+
+    /// Nothing is in progress: no request being read, forwarded or answered.
+    var isIdle: Bool {
+        guard case .requests = mode else { return false }
+        return exchange == nil && routerRequests.isEmpty
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if isHolding {
+            readPending = true
+            return
+        }
+        let waitedAlready = wantsRead
+        wantsRead = true
+        context.read()
+        if !waitedAlready, isReadingBody { settle(context: context) }  // a body's pause starts now
+    }
+
+    /// A request body is being handed to the router.
+    var isReadingBody: Bool {
+        switch mode {
+        case .handingBody, .handingChunks: true
+        case .requests, .passthrough: false
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { exchange?.connection?.handlerOnLoop.resume() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let current = exchange {
+            exchange = nil
+            current.connection?.channel.close(promise: nil)  // mid-exchange: not reusable
+        }
+        pending = nil
+        timer?.cancel()
+        timer = nil
+        context.fireChannelInactive()
+    }
+}
+
+extension ByteBuffer {
+    /// The next `count` readable bytes (at most what there is), moving the reader index past them.
+    mutating func take(_ count: Int) -> ByteBuffer {
+        readSlice(length: Swift.min(count, readableBytes)) ?? ByteBuffer()
+    }
+}

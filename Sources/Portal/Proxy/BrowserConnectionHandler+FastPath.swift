@@ -1,0 +1,173 @@
+import Logging
+import NIOCore
+
+/// The proxy's fast path: a body-less HTTP/1.1 request under `/user/` whose session and route are
+/// already in memory is forwarded from the bytes, its head rewritten line by line, on a pooled
+/// byte-level connection on the same event loop; the response head is rewritten the same way and
+/// its body passed on unchanged (``RawUpstreamHandler``). Anything it does not take — a session or
+/// route not cached yet, a refusal, a request from another origin — the router answers with the
+/// same rules (``EnvironmentProxy``, which also fills the caches read here).
+extension BrowserConnectionHandler {
+    /// One request forwarded here (a class: it is updated in place as the exchange goes on).
+    final class Exchange {
+        /// The browser's head as it came, for the router if the server cannot be reached.
+        var request = ByteBuffer()
+        let upstreamRequest: ByteBuffer
+        let address: UpstreamAddress
+        let isHEAD: Bool
+        let keepAlive: Bool
+        var connection: RawUpstreamConnection?
+        var responseStarted = false
+        var freshConnections = 0
+
+        init(upstreamRequest: ByteBuffer, address: UpstreamAddress, isHEAD: Bool, keepAlive: Bool) {
+            self.upstreamRequest = upstreamRequest
+            self.address = address
+            self.isHEAD = isHEAD
+            self.keepAlive = keepAlive
+        }
+    }
+
+    /// The exchange for a request the fast path takes, or `nil` to leave it to the router.
+    func exchange(for request: RawRequest, _ raw: UnsafeRawBufferPointer, context: ChannelHandlerContext) -> Exchange? {
+        guard let proxy, request.http11, request.framed.framing == .none, request.targetHasPrefix(raw, "/user/") else { return nil }
+        let forwardedHost = client.trusted ? request.value(raw, of: .forwardedInfo, named: "x-forwarded-host") : nil
+        let forwardedProto = client.trusted ? request.value(raw, of: .forwardedInfo, named: "x-forwarded-proto") : nil
+        if proxy.environmentsURL != nil {
+            guard proxy.isEnvironmentOrigin(authority: request.value(raw, of: .host), forwardedHost: forwardedHost, peer: client.address) else { return nil }
+        }
+        let method = UnsafeRawBufferPointer(rebasing: raw[request.method])
+        if !OriginPolicy.isSafe(method: method) {
+            // The router refuses it with the page, the problem document and the log line.
+            let origin = OriginPolicy.Claims(origin: request.value(raw, of: .other, named: "origin"), fetchSite: request.value(raw, of: .other, named: "sec-fetch-site"))
+            guard OriginPolicy.allows(origin, expected: proxy.expectedOrigin(forwardedProto: forwardedProto, forwardedHost: forwardedHost, peer: client.address)) else {
+                return nil
+            }
+        }
+        guard let token = request.cookie(raw, named: proxy.cookieName), let session = session(UnsafeRawBufferPointer(rebasing: raw[token])),
+            let route = route(UnsafeRawBufferPointer(rebasing: raw[request.target])), route.isServing, route.userID == session.userID,
+            let address = route.upstream
+        else { return nil }
+        route.touch()
+        var client = self.client
+        if client.trusted {
+            client.scheme = proxy.scheme(forwardedProto: forwardedProto, peer: client.address)
+        }
+        let upstreamRequest = request.upstreamHead(
+            raw, client: client, authorization: route.authorization, dropCookies: EnvironmentProxy.portalCookies, allocator: allocator
+        )
+        return Exchange(upstreamRequest: upstreamRequest, address: address, isHEAD: request.isHEAD(raw), keepAlive: request.isKeepAlive)
+    }
+
+    /// The session of a cookie token if it is cached: the one this connection's last request had
+    /// while it is fresh, else the shared cache's (which the router fills).
+    private func session(_ token: UnsafeRawBufferPointer) -> SessionCache.Entry? {
+        guard let proxy else { return nil }
+        if let last = lastSession, last.token.withUnsafeBytes({ RawHTTP.same($0, token) }), last.entry.validUntil > .now { return last.entry }
+        let found = proxy.sessions.cached(token: String(decoding: token, as: UTF8.self), scope: proxy.scope)
+        lastSession = found.map { (Array(token), $0) }
+        return found
+    }
+
+    /// The route for a request target: the one this connection's last request had while the route
+    /// table has not changed, else the table's.
+    private func route(_ target: UnsafeRawBufferPointer) -> ProxyRoute? {
+        guard let proxy else { return nil }
+        let version = proxy.routes.version  // before the lookup: a change after it makes the memo stale
+        if let last = lastRoute, last.version == version, target.count >= last.prefix.count,
+            last.prefix.withUnsafeBytes({ RawHTTP.same($0, UnsafeRawBufferPointer(rebasing: target[..<$0.count])) })
+        {
+            return last.route
+        }
+        let found = proxy.routes.route(forTarget: target)
+        lastRoute = found.map { (Array($0.basePath.utf8), version, $0) }
+        return found
+    }
+
+    /// Sends the exchange's request on the kept connection, an idle pooled one, or a new one.
+    func startExchange(_ found: Exchange, context: ChannelHandlerContext) {
+        guard let proxy else { return }
+        exchange = found
+        if let connection = kept, connection.address == found.address, connection.channel.isActive, connection.handlerOnLoop.isIdle {
+            begin(on: connection)
+        } else if let connection = proxy.pool.idleConnection(RawUpstreamConnection.self, to: found.address, on: context.eventLoop) {
+            begin(on: connection)
+        } else {
+            connect(context: context)
+        }
+    }
+
+    private func connect(context: ChannelHandlerContext) {
+        guard let proxy, let current = exchange else { return }
+        current.freshConnections += 1
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        proxy.pool.connect(RawUpstreamConnection.self, to: current.address, on: context.eventLoop).whenComplete { result in
+            switch result {
+            case .success(let connection): bound.value.begin(on: connection)
+            case .failure(let error): bound.value.upstreamFailed(error, beforeResponse: true)
+            }
+        }
+    }
+
+    private func begin(on connection: RawUpstreamConnection) {
+        guard let current = exchange else {
+            connection.channel.close(promise: nil)  // the browser went away meanwhile
+            return
+        }
+        current.connection = connection
+        if let other = kept, other !== connection { proxy?.pool.checkIn(other) }
+        kept = nil
+        let keepAlive = current.keepAlive && !quiescing && !inputEnded
+        connection.handlerOnLoop.send(current.upstreamRequest, isHEAD: current.isHEAD, browserKeepAlive: keepAlive, sink: self)
+    }
+
+    // MARK: Server → browser
+
+    var responsePolicy: ProxyResponsePolicy { proxy?.responsePolicy ?? ProxyResponsePolicy(frameAncestors: "frame-ancestors 'self'") }
+
+    func upstreamWrite(_ buffer: ByteBuffer) -> Bool {
+        guard let context else { return false }
+        exchange?.responseStarted = true
+        context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
+        return context.channel.isWritable
+    }
+
+    func upstreamReadComplete() {
+        context?.flush()
+    }
+
+    func upstreamEnd(closing: Bool, reusable: Bool) -> Bool {
+        guard let context, let current = exchange else { return false }
+        exchange = nil
+        answeredAny = true
+        if closing || quiescing || inputEnded || !current.keepAlive {
+            finish(context: context)
+            return false
+        }
+        kept = reusable ? current.connection : nil
+        context.flush()
+        resume(context: context)
+        return reusable
+    }
+
+    func upstreamFailed(_ error: any Error, beforeResponse: Bool) {
+        guard let context, let current = exchange else { return }
+        current.connection?.channel.close(promise: nil)
+        guard beforeResponse, !current.responseStarted else {
+            exchange = nil
+            close(context: context)  // the response was cut short; the browser must see that
+            return
+        }
+        if current.freshConnections < 1 {
+            connect(context: context)  // a kept-alive connection the server had closed: once more, fresh
+            return
+        }
+        // The router answers it (it tries once more and shows the right page).
+        exchange = nil
+        routerRequests.append(current.keepAlive)
+        handedToNIO = true
+        context.fireChannelRead(wrapInboundOut(current.request))
+        if reading { handedThisRead = true } else { context.fireChannelReadComplete() }
+        resume(context: context)
+    }
+}
