@@ -28,7 +28,7 @@ struct SessionWatch: Sendable {
                     do {
                         let session = try await proxy.sessions.session(token: token, scope: proxy.scope)
                         if session?.userID != userID {
-                            logger.info("websocket closed: its session ended")
+                            logger.notice("websocket closed: its session ended")
                             channel.close(promise: nil)
                             return
                         }
