@@ -49,12 +49,14 @@ enum PortalHarness {
         trustedProxies: [String] = [],
         environments: PortalConfiguration.EnvironmentsConfiguration = .init(),
         proxy: PortalConfiguration.ProxyConfiguration = .init(),
+        security: PortalConfiguration.SecurityConfiguration = .init(),
         _ body: @Sendable (any TestClientProtocol, PostgresClient) async throws -> Void
     ) async throws {
         let database = try await TestDatabase.create()
         var configuration = try configuration(databaseURL: database.url, publicURL: publicURL, trustedProxies: trustedProxies)
         configuration.environments = environments
         configuration.proxy = proxy
+        configuration.security = security
         var logger = Logger(label: "portal-test")
         logger.logLevel = .warning
         let opened = try await Database.open(configuration, logger: logger)

@@ -29,7 +29,8 @@ struct ProxyOriginTests {
     }
 
     @Test func pagesOfOtherSitesCannotDriveAStudentsServerButItsOwnPagesCan() async throws {
-        try await PortalHarness.withPortal(environments: try ProxyTests.environments(memory: "768MiB")) { client, db in
+        let vle = PortalConfiguration.SecurityConfiguration(frameAncestors: ["https://vle.example.ac.uk"])
+        try await PortalHarness.withPortal(environments: try ProxyTests.environments(memory: "768MiB"), security: vle) { client, db in
             try await ProxyTests.removingContainers(db) {
                 let port = try #require(client.port)
                 let signed = try PortalHarness.sign(params: IndependentSigner.launchParameters(user: "origin-a", context: "TM351-25J"))
@@ -83,6 +84,17 @@ struct ProxyOriginTests {
                 // Reading is not a change: a page of the student's own server still opens when linked from elsewhere.
                 let page = try await client.execute(uri: entry, method: .get, headers: [.cookie: cookie, .accept: "text/html", .origin: "http://evil.example"])
                 #expect(page.status == .ok)
+
+                // Jupyter's pages are the student's alone: never cached, no referrer to other sites, and
+                // framed by the VLE the configuration names instead of Jupyter's own `frame-ancestors 'self'`.
+                let missing = try await client.execute(uri: path + "static/nope.js", method: .get, headers: [.cookie: cookie, .accept: "text/html"])
+                for response in [page, missing] {
+                    #expect(response.headers[.contentType]?.hasPrefix("text/html") == true)
+                    #expect(response.headers[.cacheControl] == "no-store")
+                    #expect(response.headers[values: .contentSecurityPolicy].allSatisfy { $0.hasSuffix("frame-ancestors 'self' https://vle.example.ac.uk") })
+                    #expect(response.headers[values: .contentSecurityPolicy].joined().components(separatedBy: "frame-ancestors").count == 2)
+                    #expect(response.headers[HTTPField.Name("Referrer-Policy")!] == "same-origin")
+                }
             }
         }
     }
