@@ -40,7 +40,7 @@ enum PortalApplication {
         }
         return Parts(
             validator: LaunchValidator(consumers: consumers, nonces: PostgresNonceStore(client: client), timestampWindow: TimeInterval(window)),
-            launches: LaunchStore(client: client, sessionLifetime: configuration.sessionLifetime),
+            launches: LaunchStore(client: client, sessionLifetime: configuration.sessionLifetime, refusalLimits: configuration.refusalLimits),
             sessions: SessionStore(client: client),
             pages: pages,
             resolver: resolver,
