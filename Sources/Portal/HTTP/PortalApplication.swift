@@ -19,6 +19,8 @@ enum PortalApplication {
         var environments: EnvironmentsRuntime?
         var proxy: EnvironmentProxy?
         var handover: HomeController.Handover
+        /// The security headers of portal pages, and the frame rule proxied responses share.
+        var securityHeaders: SecurityHeaders
     }
 
     static func parts(
@@ -49,13 +51,15 @@ enum PortalApplication {
             handover: HomeController.Handover(
                 store: HandoverStore(client: client), marker: LaunchMarker(box: box), publicURL: configuration.publicURL, resolver: resolver,
                 sessionLifetime: configuration.sessionLifetime, environmentsURL: configuration.proxy.environmentsURL
-            )
+            ),
+            securityHeaders: SecurityHeaders(security: configuration.security, styleSources: pages.styleSources)
         )
     }
 
     /// The router with every route and middleware.
     static func router(_ configuration: PortalConfiguration, parts: Parts, client: PostgresClient) -> Router<PortalRequestContext> {
         let router = Router(context: PortalRequestContext.self)
+        router.add(middleware: SecurityHeadersMiddleware(headers: parts.securityHeaders))
         router.add(middleware: AccessLogMiddleware())
         router.add(middleware: ErrorPageMiddleware(pages: parts.pages))
         LaunchController(
