@@ -211,3 +211,37 @@ struct RefusalRecordTests {
         }
     }
 }
+
+/// Who a refusal is counted against, and how its fields are kept.
+@Suite("Refusal keys and capped fields")
+struct RefusalKeyTests {
+    @Test func theClientIsThePeerUnlessATrustedProxyForwardedIt() throws {
+        let resolver = LaunchURLResolver(publicURL: try #require(PublicURL("https://portal.example.ac.uk")), trustedProxies: [try #require(IPAddressRange("10.0.0.0/8"))])
+        let forwarded: HTTPFields = [.init("X-Forwarded-For")!: "198.51.100.7, 203.0.113.9, 10.1.1.1"]
+        #expect(ClientAddress.of(headers: forwarded, peer: "10.0.0.2", resolver: resolver) == "203.0.113.9")
+        #expect(ClientAddress.of(headers: forwarded, peer: "192.0.2.1", resolver: resolver) == "192.0.2.1")
+        #expect(ClientAddress.of(headers: [:], peer: "10.0.0.2", resolver: resolver) == "10.0.0.2")
+        #expect(ClientAddress.of(headers: [.init("X-Forwarded-For")!: "10.2.2.2"], peer: "10.0.0.2", resolver: resolver) == "10.2.2.2")
+        #expect(ClientAddress.of(headers: [.init("X-Forwarded-For")!: "junk, 10.2.2.2"], peer: "10.0.0.2", resolver: resolver) == "10.2.2.2")
+        #expect(ClientAddress.of(headers: forwarded, peer: nil, resolver: resolver) == nil)
+    }
+
+    @Test func refusalsAreCountedPerIPv4AddressAndPerIPv6Network() {
+        #expect(ClientAddress.refusalKey("203.0.113.9") == "203.0.113.9")
+        #expect(ClientAddress.refusalKey("::ffff:203.0.113.9") == "203.0.113.9")
+        #expect(ClientAddress.refusalKey("2001:db8:1:2::1") == "2001:db8:1:2::/64")
+        #expect(ClientAddress.refusalKey("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64")
+        #expect(ClientAddress.refusalKey(nil) == "unknown")
+        #expect(ClientAddress.refusalKey("not an address") == "unknown")
+    }
+
+    @Test func fieldsAreCutByCharacterAndTheCutOnesNamed() {
+        var fields = CappedFields(limit: 4)
+        #expect(fields.cap("abcd", column: "a") == "abcd")
+        #expect(fields.cap("ab😀d€", column: "b") == "ab😀d")
+        #expect(fields.cap(nil, column: "c") == nil)
+        #expect(fields.cap("e\u{301}e\u{301}e\u{301}", column: "d") == "e\u{301}e\u{301}")
+        #expect(fields.cap("x\u{0}y", column: "e") == "x\u{FFFD}y")
+        #expect(fields.truncated == ["b", "d"])
+    }
+}
