@@ -28,7 +28,7 @@ public struct LaunchRequest: Sendable {
 
     /// Parses the parameters of an `Authorization: OAuth …` header (RFC 5849 §3.5.1), without `realm`.
     /// - Returns: an empty list when the header is not an OAuth header.
-    /// - Throws: ``LaunchRefusal`` when the header is malformed.
+    /// - Throws: ``LaunchRefusal`` when the header is malformed or holds a NUL character.
     public static func oauthHeaderParameters(_ header: String) throws(LaunchRefusal) -> [Parameter] {
         let trimmed = header.drop { $0 == " " }
         guard trimmed.count > 6, trimmed.prefix(6).lowercased() == "oauth " else { return [] }
@@ -49,6 +49,7 @@ public struct LaunchRequest: Sendable {
             else {
                 throw LaunchRefusal(.malformedRequest, "The OAuth Authorization header has a malformed percent-escape.")
             }
+            guard !PercentEncoding.containsNUL(decodedName), !PercentEncoding.containsNUL(decodedValue) else { throw PercentEncoding.nulRefusal }
             if decodedName != "realm" {
                 result.append(Parameter(name: decodedName, value: decodedValue))
             }

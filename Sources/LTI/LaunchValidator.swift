@@ -69,7 +69,12 @@ public struct LaunchValidator: Sendable {
         }
         // The nonce must be remembered for as long as its timestamp is acceptable.
         let expiry = Date(timeIntervalSince1970: oauth.timestamp + timestampWindow + 1)
-        return try message(request, consumerKey: consumer.key, nonce: oauth.nonce, nonceExpiry: expiry)
+        do throws(LaunchRefusal) {
+            return try message(request, consumerKey: consumer.key, nonce: oauth.nonce, nonceExpiry: expiry)
+        } catch {
+            // From here on the parameters are the VLE's own: its refusal page may lead back to it.
+            throw error.afterVerification
+        }
     }
 
     private struct OAuth {
@@ -83,7 +88,7 @@ public struct LaunchValidator: Sendable {
         var seen = [String: String]()
         for parameter in request.parameters where parameter.name.hasPrefix("oauth_") {
             guard seen.updateValue(parameter.value, forKey: parameter.name) == nil else {
-                throw LaunchRefusal(.duplicateOAuthParameter, "The launch carries \(parameter.name) more than once.")
+                throw LaunchRefusal(.duplicateOAuthParameter, "The launch carries \(LaunchRefusal.quoted(parameter.name)) more than once.")
             }
         }
         for name in Self.requiredOAuth where (seen[name] ?? "").isEmpty {
@@ -93,7 +98,10 @@ public struct LaunchValidator: Sendable {
             throw LaunchRefusal(.unsupportedSignatureMethod, "The launch is signed with an unsupported method; only HMAC-SHA1 is accepted.")
         }
         if let version = seen["oauth_version"], version != "1.0" {
-            throw LaunchRefusal(.unsupportedOAuthVersion, "The launch uses OAuth version \(version); only 1.0 is accepted.")
+            throw LaunchRefusal(.unsupportedOAuthVersion, "The launch uses OAuth version \(LaunchRefusal.quoted(version)); only 1.0 is accepted.")
+        }
+        for name in ["oauth_consumer_key", "oauth_nonce"] {
+            try LaunchLimits.check(name, seen[name], limit: LaunchLimits.identifierLength)
         }
         guard let text = seen["oauth_timestamp"], text.allSatisfy(\.isASCII), let timestamp = Int64(text), timestamp > 0 else {
             throw LaunchRefusal(.malformedRequest, "The launch's oauth_timestamp is not a number of seconds.")
@@ -110,11 +118,11 @@ public struct LaunchValidator: Sendable {
         guard request.value("lti_message_type") == "basic-lti-launch-request" else {
             throw LaunchRefusal(
                 .wrongMessageType,
-                "This link sends a message of type \"\(request.value("lti_message_type") ?? "")\"; the portal accepts basic-lti-launch-request only."
+                "This link sends a message of type \"\(LaunchRefusal.quoted(request.value("lti_message_type") ?? ""))\"; the portal accepts basic-lti-launch-request only."
             )
         }
         guard request.value("lti_version") == "LTI-1p0" else {
-            throw LaunchRefusal(.wrongLTIVersion, "This link uses LTI version \"\(request.value("lti_version") ?? "")\"; LTI-1p0 is expected.")
+            throw LaunchRefusal(.wrongLTIVersion, "This link uses LTI version \"\(LaunchRefusal.quoted(request.value("lti_version") ?? ""))\"; LTI-1p0 is expected.")
         }
         guard let resourceLinkID = request.nonEmptyValue("resource_link_id") else {
             throw LaunchRefusal(.missingResourceLink, "The launch has no resource_link_id; the VLE must send the link's identifier.")
@@ -125,6 +133,7 @@ public struct LaunchValidator: Sendable {
                 "The VLE did not say who you are (no user_id). Ask the course team to let this tool receive user identity."
             )
         }
+        try Self.checkLengths(request)
         let given = request.nonEmptyValue("lis_person_name_given")
         let family = request.nonEmptyValue("lis_person_name_family")
         let joined = [given, family].compactMap { $0 }.joined(separator: " ")
@@ -158,5 +167,31 @@ public struct LaunchValidator: Sendable {
             nonce: nonce,
             nonceExpiry: nonceExpiry
         )
+    }
+
+    /// The parameters a ``Launch`` keeps, by their limit in ``LaunchLimits``.
+    static let identifierParameters = ["user_id", "context_id", "resource_link_id"]
+    static let valueParameters = [
+        "lis_person_name_full", "lis_person_name_given", "lis_person_name_family", "lis_person_contact_email_primary", "context_title",
+        "context_label", "resource_link_title", "roles", "launch_presentation_return_url", "launch_presentation_document_target",
+        "lis_outcome_service_url", "lis_result_sourcedid",
+    ]
+
+    /// Refuses a launch with a kept field beyond ``LaunchLimits``, or too many custom parameters.
+    private static func checkLengths(_ request: LaunchRequest) throws(LaunchRefusal) {
+        for name in identifierParameters { try LaunchLimits.check(name, request.value(name), limit: LaunchLimits.identifierLength) }
+        for name in valueParameters { try LaunchLimits.check(name, request.value(name), limit: LaunchLimits.valueLength) }
+        var custom = Set<String>()
+        for parameter in request.parameters where parameter.name.hasPrefix("custom_") {
+            try LaunchLimits.check("custom parameter name", parameter.name, limit: LaunchLimits.customNameLength)
+            try LaunchLimits.check(parameter.name, parameter.value, limit: LaunchLimits.valueLength)
+            custom.insert(parameter.name)
+            guard custom.count <= LaunchLimits.customParameterCount else {
+                throw LaunchRefusal(
+                    .fieldTooLong,
+                    "The launch carries more than \(LaunchLimits.customParameterCount) custom parameters. Ask the VLE's administrators to check the link's configuration."
+                )
+            }
+        }
     }
 }

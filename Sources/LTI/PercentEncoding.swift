@@ -42,7 +42,8 @@ public enum PercentEncoding {
 
     /// Parses an `application/x-www-form-urlencoded` string (a request body or a URL query)
     /// into its name/value pairs, in order, keeping duplicates and empty values.
-    /// - Throws: ``LaunchRefusal`` with reason ``LaunchRefusal/Reason/malformedRequest`` on a bad escape.
+    /// - Throws: ``LaunchRefusal`` with reason ``LaunchRefusal/Reason/malformedRequest`` on a bad escape
+    ///   or a NUL character (`%00`) anywhere.
     public static func parseForm(_ form: Substring) throws(LaunchRefusal) -> [Parameter] {
         var pairs = [Parameter]()
         for field in form.split(separator: "&", omittingEmptySubsequences: true) {
@@ -58,10 +59,22 @@ public enum PercentEncoding {
             guard let decodedName = decode(name, plusAsSpace: true), let decodedValue = decode(value, plusAsSpace: true) else {
                 throw LaunchRefusal(.malformedRequest, "The launch form contains a malformed percent-escape.")
             }
+            guard !containsNUL(decodedName), !containsNUL(decodedValue) else { throw nulRefusal }
             pairs.append(Parameter(name: decodedName, value: decodedValue))
         }
         return pairs
     }
+
+    /// Whether `text` holds a NUL character, which no launch may carry: it means nothing in any
+    /// LTI field, and PostgreSQL cannot store it in text.
+    static func containsNUL(_ text: String) -> Bool {
+        text.utf8.contains(0)
+    }
+
+    /// The refusal of a launch with a NUL character in a parameter.
+    static let nulRefusal = LaunchRefusal(
+        .malformedRequest, "The launch contains a NUL character (%00) in a parameter, which no launch may carry. Ask the VLE's administrators to check what the link sends."
+    )
 
     private static let hexDigits = Array("0123456789ABCDEF".utf8)
 

@@ -87,6 +87,28 @@ struct ConfigurationTests {
         #expect(try error(": : :\n  - [")?.reason.contains("YAML") == true)
     }
 
+    @Test func refusalRecordLimitsAndFrameAncestors() throws {
+        let defaults = try PortalConfiguration.load(path: try write("listen: 127.0.0.1:8080\n"), environment: [:])
+        #expect(defaults.refusalLimits == LaunchStore.RefusalLimits(perClient: 20, perMinute: 600))
+        #expect(defaults.security.frameAncestorsDirective == "frame-ancestors 'self'")
+        let set = try PortalConfiguration.load(
+            path: try write(
+                """
+                lti:
+                  refusal_records_per_client: 5
+                  refusal_records_per_minute: 100
+                security:
+                  frame_ancestors: [https://Moodle.example.ac.uk/, "https://*.vle.example.ac.uk:8443"]
+                """
+            ),
+            environment: [:]
+        )
+        #expect(set.refusalLimits == LaunchStore.RefusalLimits(perClient: 5, perMinute: 100))
+        #expect(set.security.frameAncestorsDirective == "frame-ancestors 'self' https://moodle.example.ac.uk https://*.vle.example.ac.uk:8443")
+        #expect(try error("lti:\n  refusal_records_per_client: 0\n")?.key == "lti.refusal_records_per_client")
+        #expect(try error("security:\n  frame_ancestors: [\"https://x.example; script-src *\"]\n")?.key == "security.frame_ancestors[0]")
+    }
+
     @Test func addressRanges() throws {
         let v4 = try #require(IPAddressRange("10.1.0.0/16"))
         #expect(v4.contains("10.1.200.3"))

@@ -43,20 +43,20 @@ enum PortalHarness {
         )
     }
 
-    /// Runs `body` against a live portal on a fresh database.
+    /// Runs `body` against a live portal on a fresh database, its configuration changed by `configure`.
     static func withPortal(
         publicURL: String = "https://portal.example.ac.uk",
         trustedProxies: [String] = [],
         environments: PortalConfiguration.EnvironmentsConfiguration = .init(),
         proxy: PortalConfiguration.ProxyConfiguration = .init(),
-        security: PortalConfiguration.SecurityConfiguration = .init(),
+        configure: (inout PortalConfiguration) -> Void = { _ in },
         _ body: @Sendable (any TestClientProtocol, PostgresClient) async throws -> Void
     ) async throws {
         let database = try await TestDatabase.create()
         var configuration = try configuration(databaseURL: database.url, publicURL: publicURL, trustedProxies: trustedProxies)
         configuration.environments = environments
         configuration.proxy = proxy
-        configuration.security = security
+        configure(&configuration)
         var logger = Logger(label: "portal-test")
         logger.logLevel = .warning
         let opened = try await Database.open(configuration, logger: logger)

@@ -29,8 +29,9 @@ struct ProxyOriginTests {
     }
 
     @Test func pagesOfOtherSitesCannotDriveAStudentsServerButItsOwnPagesCan() async throws {
-        let vle = PortalConfiguration.SecurityConfiguration(frameAncestors: ["https://vle.example.ac.uk"])
-        try await PortalHarness.withPortal(environments: try ProxyTests.environments(memory: "768MiB"), security: vle) { client, db in
+        try await PortalHarness.withPortal(
+            environments: try ProxyTests.environments(memory: "768MiB"), configure: { $0.security.frameAncestors = ["https://vle.example.ac.uk"] }
+        ) { client, db in
             try await ProxyTests.removingContainers(db) {
                 let port = try #require(client.port)
                 let signed = try PortalHarness.sign(params: IndependentSigner.launchParameters(user: "origin-a", context: "TM351-25J"))

@@ -161,7 +161,9 @@ struct RawProxyTests {
         }
     }
 
-    static let policy = ProxyResponsePolicy(frameAncestors: "frame-ancestors 'self' https://vle.example.ac.uk")
+    static let policy = ProxyResponsePolicy(
+        securityHeaders: SecurityHeaders(security: .init(frameAncestors: ["https://vle.example.ac.uk"]), styleSources: [])
+    )
 
     /// A browser connection as the upstream handler sees it.
     final class Recorder: RawUpstreamSink {

@@ -63,8 +63,11 @@ extension PortalConfiguration {
         var window = Duration.seconds(300)
         var purge = Duration.seconds(60)
         var consumers = [ConsumerEntry]()
+        var refusalLimits = LaunchStore.RefusalLimits()
         if let node = root["lti"] {
-            let lti = try node.mapping(allowing: ["timestamp_window", "nonce_purge_interval", "consumers"])
+            let lti = try node.mapping(allowing: ["timestamp_window", "nonce_purge_interval", "consumers", "refusal_records_per_client", "refusal_records_per_minute"])
+            refusalLimits.perClient = try lti["refusal_records_per_client"]?.int(in: 1...100_000) ?? refusalLimits.perClient
+            refusalLimits.perMinute = try lti["refusal_records_per_minute"]?.int(in: 1...1_000_000) ?? refusalLimits.perMinute
             window = try lti["timestamp_window"]?.duration() ?? window
             purge = try lti["nonce_purge_interval"]?.duration() ?? purge
             if window < .seconds(1) || window > .seconds(3600) {
@@ -124,6 +127,7 @@ extension PortalConfiguration {
             migrationsDirectory: try optionalPath(root["migrations_dir"], resolve)
         )
         configuration.environments = environments
+        configuration.refusalLimits = refusalLimits
         configuration.proxy = try proxySection(root["proxy"], publicURL: publicURL)
         configuration.admission = try admissionSection(root["admission"], rateCards: root["rate_cards"])
         configuration.security = try securitySection(root["security"])

@@ -36,6 +36,8 @@ struct PortalConfiguration: Sendable {
     var embeddedPostgresBinDirectory: String?
     var templatesDirectory: String?
     var migrationsDirectory: String?
+    /// `lti.refusal_records_per_client` and `lti.refusal_records_per_minute`.
+    var refusalLimits = LaunchStore.RefusalLimits()
     var environments: EnvironmentsConfiguration = .init()
     var proxy: ProxyConfiguration = .init()
     var admission: AdmissionConfiguration = .init()

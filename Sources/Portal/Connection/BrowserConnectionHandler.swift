@@ -42,7 +42,7 @@ final class BrowserConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
         var limits: RequestLimits
         var deadlines: ConnectionDeadlines.Settings
         var pages: Pages
-        var securityHeaders: [(String, String)]
+        var securityHeaders: SecurityHeaders
     }
 
     let proxy: EnvironmentProxy?

@@ -26,7 +26,7 @@ enum RequestProblemResponse {
     }
 
     /// The whole response, head and body.
-    static func make(_ problem: RequestProblem, page: Bool, pages: Pages, securityHeaders: [(String, String)], allocator: ByteBufferAllocator) -> ByteBuffer {
+    static func make(_ problem: RequestProblem, page: Bool, pages: Pages, securityHeaders: SecurityHeaders, allocator: ByteBufferAllocator) -> ByteBuffer {
         let body: String
         let contentType: String
         if page {
@@ -41,7 +41,7 @@ enum RequestProblemResponse {
         out.writeString("HTTP/1.1 \(problem.status) \(problem.reasonPhrase)\r\n")
         out.writeString("Content-Type: \(contentType)\r\nContent-Length: \(body.utf8.count)\r\nCache-Control: no-store\r\nConnection: close\r\n")
         if page {
-            for (name, value) in securityHeaders { out.writeString("\(name): \(value)\r\n") }
+            out.writeString("Content-Security-Policy: \(securityHeaders.pagePolicy)\r\nReferrer-Policy: \(SecurityHeaders.referrerPolicy)\r\nX-Content-Type-Options: nosniff\r\n")
         }
         out.writeString("\r\n")
         out.writeString(body)

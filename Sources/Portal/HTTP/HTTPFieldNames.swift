@@ -7,6 +7,7 @@ extension HTTPField.Name {
     static let xForwardedProto = Self("X-Forwarded-Proto")!
     static let xForwardedHost = Self("X-Forwarded-Host")!
     static let xForwardedPort = Self("X-Forwarded-Port")!
+    static let xForwardedFor = Self("X-Forwarded-For")!
     static let xContentTypeOptions = Self("X-Content-Type-Options")!
     static let refresh = Self("Refresh")!
     static let referrerPolicy = Self("Referrer-Policy")!

@@ -32,6 +32,7 @@ struct LaunchController: Sendable {
         let previousToken = SessionCookie.token(in: request)
         let facts = LaunchStore.RequestFacts(
             remoteAddress: context.remoteAddress,
+            clientAddress: ClientAddress.of(headers: request.headers, peer: context.remoteAddress, resolver: resolver),
             requestID: context.requestID,
             previousSessionHash: previousToken.map(SessionToken.hash)
         )
@@ -102,7 +103,8 @@ struct LaunchController: Sendable {
         case .unknown(let slug, let source):
             throw LaunchRefusal(
                 .unknownProfile,
-                "This activity asks for the environment \"\(slug)\" (\(source)), which the portal does not have. Please tell your course team."
+                "This activity asks for the environment \"\(LaunchRefusal.quoted(slug))\" (\(source)), which the portal does not have. Please tell your course team.",
+                signatureVerified: true
             )
         case .none:
             return nil
@@ -134,12 +136,22 @@ struct LaunchController: Sendable {
     }
 
     private func refused(_ refusal: LaunchRefusal, request: LaunchRequest, facts: LaunchStore.RequestFacts, context: PortalRequestContext) async throws -> Response {
-        context.logger.notice(
-            "launch refused",
-            metadata: ["reason": "\(refusal.reason.rawValue)", "consumer": "\(request.value("oauth_consumer_key") ?? "-")"]
-        )
-        try await store.refuse(refusal, request: request, facts: facts)
-        let returnURL = returnURL(request, message: refusal.message)
+        let outcome = try await store.refuse(refusal, request: request, facts: facts)
+        var metadata: Logger.Metadata = [
+            "reason": "\(refusal.reason.rawValue)", "consumer": "\(LaunchRefusal.quoted(request.value("oauth_consumer_key") ?? "-"))",
+            "client": "\(ClientAddress.refusalKey(facts.clientAddress))",
+        ]
+        switch outcome {
+        case .recorded:
+            context.logger.notice("launch refused", metadata: metadata)
+        case .clientLimit, .totalLimit:
+            metadata["limit"] = "\(outcome == .clientLimit ? "per client: \(store.refusalLimits.perClient)" : "in total: \(store.refusalLimits.perMinute)") a minute"
+            context.logger.warning("launch refused; more refusals than the limit this minute are counted, not recorded", metadata: metadata)
+        case .counted:
+            context.logger.debug("launch refused (counted, not recorded)", metadata: metadata)
+        }
+        // Only a verified launch's return URL is the VLE's; any other is whatever its sender chose.
+        let returnURL = refusal.signatureVerified ? returnURL(request, message: refusal.message) : nil
         let heading: String
         switch refusal.reason.kind {
         case .badRequest: heading = "This link could not be opened"

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -6,6 +7,9 @@ import Mustache
 /// Server-rendered HTML pages from the Mustache templates in `Templates/`.
 struct Pages: Sendable {
     let library: MustacheLibrary
+    /// `'sha256-…'` sources of the templates' inline `<style>` elements, for the
+    /// Content-Security-Policy's `style-src` (see ``SecurityHeaders``).
+    let styleSources: [String]
 
     /// Loads every `*.mustache` in `directory`.
     static func load(from directory: String) async throws -> Pages {
@@ -13,7 +17,29 @@ struct Pages: Sendable {
         for name in ["layout", "landing", "refused", "launch_get", "no_session", "index", "error", "environment_unavailable", "new_window"] where library.getTemplate(named: name) == nil {
             throw PagesError(description: "The template \(name).mustache is missing from \(directory).")
         }
-        return Pages(library: library)
+        return Pages(library: library, styleSources: try inlineStyleSources(in: directory))
+    }
+
+    /// The CSP hash sources of every `<style>` element in the templates of `directory`. A style
+    /// element must be plain CSS: one with a Mustache tag would render differently from its hash.
+    static func inlineStyleSources(in directory: String) throws -> [String] {
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".mustache") }.sorted()
+        var sources = [String]()
+        for file in files {
+            let text = try String(contentsOfFile: directory + "/" + file, encoding: .utf8)
+            var rest = text[...]
+            while let open = rest.range(of: "<style"), let start = rest[open.upperBound...].firstIndex(of: ">"),
+                let close = rest[start...].range(of: "</style>") {
+                let css = rest[rest.index(after: start)..<close.lowerBound]
+                guard !css.contains("{{") else {
+                    throw PagesError(description: "The <style> element in \(directory)/\(file) contains a Mustache tag; the Content-Security-Policy allows inline styles by their hash, so keep them plain CSS.")
+                }
+                let source = "'sha256-\(Data(SHA256.hash(data: Data(css.utf8))).base64EncodedString())'"
+                if !sources.contains(source) { sources.append(source) }
+                rest = rest[close.upperBound...]
+            }
+        }
+        return sources
     }
 
     /// Renders `template` with `object` as an HTML response that no cache keeps.

@@ -20,6 +20,8 @@ enum PortalApplication {
         var environments: EnvironmentsRuntime?
         var proxy: EnvironmentProxy?
         var handover: HomeController.Handover
+        /// The security headers of portal pages, and the frame rule proxied responses share.
+        var securityHeaders: SecurityHeaders
     }
 
     static func parts(
@@ -29,6 +31,7 @@ enum PortalApplication {
         let window = configuration.timestampWindow.components.seconds
         let pages = try await Pages.load(from: templates)
         let resolver = LaunchURLResolver(publicURL: configuration.publicURL, trustedProxies: configuration.trustedProxies)
+        let securityHeaders = SecurityHeaders(security: configuration.security, styleSources: pages.styleSources)
         let proxy = environments.map { _ in
             let routes = RouteTable()
             return EnvironmentProxy(
@@ -36,12 +39,12 @@ enum PortalApplication {
                 listener: RouteListener(client: client, store: RouteStore(client: client, box: box), table: routes, logger: Logger(label: "portal.proxy")),
                 sessions: SessionCache(client: client, ttl: configuration.proxy.sessionCacheLifetime), pool: UpstreamPool(), pages: pages,
                 resolver: resolver, handovers: HandoverStore(client: client), environmentsURL: configuration.proxy.environmentsURL,
-                sessionLifetime: configuration.sessionLifetime, responsePolicy: ProxyResponsePolicy(frameAncestors: configuration.security.frameAncestorsDirective)
+                sessionLifetime: configuration.sessionLifetime, securityHeaders: securityHeaders
             )
         }
         return Parts(
             validator: LaunchValidator(consumers: consumers, nonces: PostgresNonceStore(client: client), timestampWindow: TimeInterval(window)),
-            launches: LaunchStore(client: client, sessionLifetime: configuration.sessionLifetime),
+            launches: LaunchStore(client: client, sessionLifetime: configuration.sessionLifetime, refusalLimits: configuration.refusalLimits),
             sessions: SessionStore(client: client),
             pages: pages,
             resolver: resolver,
@@ -50,13 +53,15 @@ enum PortalApplication {
             handover: HomeController.Handover(
                 store: HandoverStore(client: client), marker: LaunchMarker(box: box), publicURL: configuration.publicURL, resolver: resolver,
                 sessionLifetime: configuration.sessionLifetime, environmentsURL: configuration.proxy.environmentsURL
-            )
+            ),
+            securityHeaders: securityHeaders
         )
     }
 
     /// The router with every route and middleware.
     static func router(_ configuration: PortalConfiguration, parts: Parts, client: PostgresClient) -> Router<PortalRequestContext> {
         let router = Router(context: PortalRequestContext.self)
+        router.add(middleware: SecurityHeadersMiddleware(headers: parts.securityHeaders))
         router.add(middleware: AccessLogMiddleware())
         router.add(middleware: ErrorPageMiddleware(pages: parts.pages))
         LaunchController(
@@ -75,7 +80,7 @@ enum PortalApplication {
     }
 
     /// How every browser connection is limited (the `http` section) and what it answers itself.
-    static func connectionSettings(_ configuration: PortalConfiguration, pages: Pages) -> BrowserConnectionHandler.Settings {
+    static func connectionSettings(_ configuration: PortalConfiguration, parts: Parts) -> BrowserConnectionHandler.Settings {
         let http = configuration.http
         return BrowserConnectionHandler.Settings(
             limits: RequestLimits(maxHeaderBytes: http.maxHeaderBytes, maxHeaderCount: http.maxHeaderCount, maxTargetBytes: http.maxTargetBytes),
@@ -83,11 +88,8 @@ enum PortalApplication {
                 headerTimeout: TimeAmount(http.headerTimeout), bodyTimeout: TimeAmount(http.bodyTimeout), keepAliveTimeout: TimeAmount(http.keepAliveTimeout),
                 drainTimeout: TimeAmount(http.drainTimeout)
             ),
-            pages: pages,
-            securityHeaders: [
-                ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; \(configuration.security.frameAncestorsDirective)"),
-                ("Referrer-Policy", "same-origin"), ("X-Content-Type-Options", "nosniff"),
-            ]
+            pages: parts.pages,
+            securityHeaders: parts.securityHeaders
         )
     }
 
@@ -122,7 +124,7 @@ enum PortalApplication {
         return Application(
             responder: PortalResponder(proxy: parts.proxy, next: router(configuration, parts: parts, client: database.client).buildResponder()),
             server: HTTPServerBuilder { responder in
-                PortalChannel(responder: responder, proxy: parts.proxy, connection: connectionSettings(configuration, pages: parts.pages))
+                PortalChannel(responder: responder, proxy: parts.proxy, connection: connectionSettings(configuration, parts: parts))
             },
             configuration: .init(address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: nil),
             services: services,

@@ -123,7 +123,7 @@ extension BrowserConnectionHandler {
 
     // MARK: Server → browser
 
-    var responsePolicy: ProxyResponsePolicy { proxy?.responsePolicy ?? ProxyResponsePolicy(frameAncestors: "frame-ancestors 'self'") }
+    var responsePolicy: ProxyResponsePolicy { ProxyResponsePolicy(securityHeaders: settings.securityHeaders) }
 
     func upstreamWrite(_ buffer: ByteBuffer) -> Bool {
         guard let context else { return false }

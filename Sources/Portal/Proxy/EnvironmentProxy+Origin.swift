@@ -62,7 +62,7 @@ extension EnvironmentProxy {
             guard let (token, scope, next) = try await handovers.redeem(code), scope == .environments, let environmentsURL else {
                 return expired
             }
-            var response = Response(status: .seeOther, headers: [.location: next, .cacheControl: "no-store", .referrerPolicy: "no-referrer"])
+            var response = portalPage(Response(status: .seeOther, headers: [.location: next, .cacheControl: "no-store", .referrerPolicy: "no-referrer"]))
             response.setCookie(
                 SessionCookie.make(token: token, lifetime: sessionLifetime, https: environmentsURL.isHTTPS, publicURL: environmentsURL, name: SessionCookie.environmentName)
             )
@@ -74,6 +74,6 @@ extension EnvironmentProxy {
     }
 
     private var expired: Response {
-        pages.response("environment_unavailable", PageModel.Unavailable.expiredLink, status: .forbidden)
+        portalPage(pages.response("environment_unavailable", PageModel.Unavailable.expiredLink, status: .forbidden))
     }
 }

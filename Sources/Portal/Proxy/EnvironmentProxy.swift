@@ -91,8 +91,11 @@ struct EnvironmentProxy: Sendable {
     /// The separate origin that serves environments, if any (`proxy.environments_url`).
     let environmentsURL: PublicURL?
     let sessionLifetime: Duration
+    /// The portal pages' security headers (for the proxy's own pages and documents) and the frame
+    /// rule proxied responses share.
+    let securityHeaders: SecurityHeaders
     /// What the portal changes in every response from an environment's server.
-    let responsePolicy: ProxyResponsePolicy
+    var responsePolicy: ProxyResponsePolicy { ProxyResponsePolicy(securityHeaders: securityHeaders) }
 
     /// Which sessions count for environments, and the cookie carrying them: the portal's own on a
     /// single origin, the environment origin's otherwise.
@@ -206,16 +209,29 @@ struct EnvironmentProxy: Sendable {
             return response
         }
         // A browser waits for a starting environment on the progress page.
-        guard let page = refusal.page else { return Response(status: .seeOther, headers: [.location: "/home", .cacheControl: "no-store"]) }
-        return pages.response("environment_unavailable", page, status: refusal.status)
+        guard let page = refusal.page else { return redirect(to: "/home") }
+        return portalPage(pages.response("environment_unavailable", page, status: refusal.status))
     }
 
     /// An RFC 9457 problem document.
     func problem(_ status: HTTPResponse.Status, _ detail: String) -> Response {
         let body = ProblemDocument.json(status: status.code, title: status.reasonPhrase, detail: detail)
-        return Response(
+        return portalPage(Response(
             status: status, headers: [.contentType: "application/problem+json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: body))
-        )
+        ))
+    }
+
+    /// A `303 See Other` of the portal's own.
+    func redirect(to location: String) -> Response {
+        portalPage(Response(status: .seeOther, headers: [.location: location, .cacheControl: "no-store"]))
+    }
+
+    /// A response of the portal's own (not the environment's): it carries the portal pages'
+    /// security headers, as the router's responses do (``SecurityHeadersMiddleware``).
+    func portalPage(_ response: Response) -> Response {
+        var response = response
+        securityHeaders.applyToPage(&response.headers)
+        return response
     }
 
     /// Whether the request is a browser navigating (a page is the right answer) rather than a script.
@@ -243,7 +259,7 @@ struct PortalResponder<Next: HTTPResponder>: HTTPResponder where Next.Context ==
             guard proxy.environmentsURL != nil else { return await proxy.forward(request, context: context) }
             // Environments live on their own origin: go there through the portal's hand-over.
             guard Self.wantsPage(request) else { return proxy.problem(.notFound, "Environments are served from their own address.") }
-            return Response(status: .seeOther, headers: [.location: "/home?enter=1", .cacheControl: "no-store"])
+            return proxy.redirect(to: "/home?enter=1")
         }
         return try await next.respond(to: request, context: context)
     }

@@ -7,11 +7,11 @@
 ///   theirs alone, even on a shared computer, and sends no referrer to other sites
 ///   (`Referrer-Policy: same-origin`).
 /// - Who may show it in a frame is the portal's decision (`security.frame_ancestors`), not the
-///   server's: each `Content-Security-Policy` loses its `frame-ancestors` directive and gets the
-///   portal's; HTML without one gets one. `X-Frame-Options` (which cannot name the VLE) is dropped.
+///   server's: the server's `Content-Security-Policy` loses its `frame-ancestors` directives and
+///   gets the portal's (``SecurityHeaders/environmentPolicy(upstream:)``); HTML without one gets
+///   one. `X-Frame-Options` (which cannot name the VLE) is dropped.
 struct ProxyResponsePolicy: Sendable, Equatable {
-    /// The CSP directive, e.g. `frame-ancestors 'self' https://moodle.example.ac.uk`.
-    let frameAncestors: String
+    let securityHeaders: SecurityHeaders
 
     /// The response fields this policy decides.
     enum Field: Sendable {
@@ -62,22 +62,15 @@ struct ProxyResponsePolicy: Sendable, Equatable {
         if let contentType = seen.contentType { fields.append(("Content-Type", contentType)) }
         if isHTML {
             fields.append(("Cache-Control", "no-store"))
-            fields.append(("Referrer-Policy", "same-origin"))
+            fields.append(("Referrer-Policy", SecurityHeaders.referrerPolicy))
         } else {
             if let cacheControl = seen.cacheControl { fields.append(("Cache-Control", cacheControl)) }
             if let referrerPolicy = seen.referrerPolicy { fields.append(("Referrer-Policy", referrerPolicy)) }
         }
-        for policy in seen.policies { fields.append(("Content-Security-Policy", rewritten(policy))) }
-        if seen.policies.isEmpty, isHTML { fields.append(("Content-Security-Policy", frameAncestors)) }
-        return fields
-    }
-
-    /// `policy` with its `frame-ancestors` directive replaced by the portal's.
-    func rewritten(_ policy: String) -> String {
-        var directives = policy.split(separator: ";").map { $0.trimmingWhitespaceSubstring() }.filter { directive in
-            !directive.isEmpty && !directive.lowercased().hasPrefix("frame-ancestors")
+        if !seen.policies.isEmpty || isHTML {
+            let upstream = seen.policies.isEmpty ? nil : seen.policies.joined(separator: ", ")
+            fields.append(("Content-Security-Policy", securityHeaders.environmentPolicy(upstream: upstream)))
         }
-        directives.append(frameAncestors)
-        return directives.joined(separator: "; ")
+        return fields
     }
 }

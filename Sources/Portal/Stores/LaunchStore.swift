@@ -10,7 +10,11 @@ import PostgresNIO
 struct LaunchStore: Sendable {
     /// Facts about the HTTP request a launch arrived in.
     struct RequestFacts: Sendable {
+        /// The TCP peer's address.
         var remoteAddress: String?
+        /// The client's address: the peer's, or the one a trusted proxy forwarded (see
+        /// ``ClientAddress``). Refusals are counted per client.
+        var clientAddress: String?
         var requestID: String
         /// The hash of the browser's current session token, if it sent one.
         var previousSessionHash: Data?
@@ -28,6 +32,8 @@ struct LaunchStore: Sendable {
 
     let client: PostgresClient
     let sessionLifetime: Duration
+    /// How many refused launches are recorded row by row.
+    var refusalLimits = RefusalLimits()
 
     /// Accepts an authenticated launch in one transaction: consumes its nonce, then records
     /// everything. Prepared once per connection.
@@ -60,18 +66,6 @@ struct LaunchStore: Sendable {
         throw LaunchStoreError.noResult
     }
 
-    /// Records a refused launch with what could be read from it. Creates nothing else.
-    func refuse(_ refusal: LaunchRefusal, request: LaunchRequest, facts: RequestFacts) async throws {
-        try await client.query(
-            """
-            INSERT INTO launches (outcome, reason, message, consumer_key, lti_user_id, context_id, resource_link_id, lti_roles,
-                                  return_url, remote_addr, request_id)
-            VALUES ('refused', \(refusal.reason.rawValue), \(refusal.message), \(request.value("oauth_consumer_key")),
-                    \(request.value("user_id")), \(request.value("context_id")), \(request.value("resource_link_id")),
-                    \(request.value("roles")), \(request.value("launch_presentation_return_url")), \(facts.remoteAddress), \(facts.requestID))
-            """
-        )
-    }
 }
 
 /// `portal_accept_launch` (Migrations/0002) as a prepared statement.
@@ -135,7 +129,15 @@ struct AcceptLaunchStatement: PostgresPreparedStatement {
 
 enum LaunchStoreError: Error, CustomStringConvertible {
     case noResult
-    var description: String { "The database did not return the accepted launch." }
+    case unexpectedRefusalOutcome(String)
+
+    var description: String {
+        switch self {
+        case .noResult: "The database did not return the launch's record. Check that the portal's migrations are applied (portal migrate)."
+        case .unexpectedRefusalOutcome(let text):
+            "The database recorded a refused launch as \"\(text)\", which this portal does not know; it may have been migrated by a newer portal."
+        }
+    }
 }
 
 /// Browser session tokens: 256 random bits, base64url in the cookie, SHA-256 in the database.

@@ -31,7 +31,8 @@ struct PostgresNonceStore: NonceStore {
     }
 }
 
-/// Purges expired nonces and sessions periodically while the portal runs.
+/// Purges expired nonces, sessions and hand-over codes, and refusal counts that say nothing more
+/// than the launches table, periodically while the portal runs.
 struct PurgeService: Service {
     let client: PostgresClient
     let interval: Duration
@@ -49,6 +50,8 @@ struct PurgeService: Service {
                 let purged = try await nonces.purge()
                 try await client.query("DELETE FROM sessions WHERE expires_at < now()")
                 try await client.query("DELETE FROM handover_codes WHERE expires_at < now()")
+                // Counts of past minutes whose refusals all have rows say nothing more (Migrations/0006).
+                try await client.query("DELETE FROM launch_refusal_counts WHERE minute < now() - interval '2 minutes' AND refused = recorded")
                 logger.debug("purged expired nonces", metadata: ["count": "\(purged)"])
             } catch {
                 logger.warning("purging expired nonces failed", metadata: ["error": "\(String(reflecting: error))"])
