@@ -1,7 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import HummingbirdTesting
+@testable import HummingbirdTesting
 import LTI
 import Logging
 import NIOCore
@@ -62,8 +62,37 @@ enum PortalHarness {
         let opened = try await Database.open(configuration, logger: logger)
         let resources = try ResourceDirectories(configuration: configuration)
         let app = try await PortalApplication.build(configuration, database: opened, resources: resources, logger: logger)
-        try await app.test(.live) { client in
-            try await body(client, opened.client)
+        try await app.test(.live) { live in
+            let client = PatientClient(port: try #require(live.port))
+            client.client.connect()
+            do {
+                try await body(client, opened.client)
+            } catch {
+                try await client.client.shutdown()
+                throw error
+            }
+            try await client.client.shutdown()
+        }
+    }
+
+    /// The live test client with a read timeout for liveness (minutes), not for speed: Hummingbird's
+    /// own gives up after 20 s without a byte, which a 50 MB upload that Jupyter writes out before
+    /// answering can take on a busy machine.
+    struct PatientClient: TestClientProtocol {
+        static let timeout = Duration.seconds(600)
+        let client: TestClient
+        let port: Int?
+
+        init(port: Int) {
+            self.port = port
+            client = TestClient(host: "localhost", port: port, configuration: .init(timeout: Self.timeout))
+        }
+
+        func executeRequest(uri: String, method: HTTPRequest.Method, headers: HTTPFields, body: ByteBuffer?) async throws -> TestResponse {
+            var headers = headers
+            headers[.connection] = "keep-alive"
+            let response = try await client.execute(TestClient.Request(uri, method: method, authority: "localhost", headers: headers, body: body))
+            return TestResponse(head: response.head, body: response.body ?? ByteBuffer(), trailerHeaders: response.trailerHeaders)
         }
     }
 
