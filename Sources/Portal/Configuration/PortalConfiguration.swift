@@ -36,6 +36,8 @@ struct PortalConfiguration: Sendable {
     var embeddedPostgresBinDirectory: String?
     var templatesDirectory: String?
     var migrationsDirectory: String?
+    /// Where `Jupyter/` (the configuration every environment's server gets) is; found like templates when unset.
+    var jupyterDirectory: String? = nil
     var environments: EnvironmentsConfiguration = .init()
     var proxy: ProxyConfiguration = .init()
     var admission: AdmissionConfiguration = .init()
