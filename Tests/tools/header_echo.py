@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """An app behind jupyter-server-proxy, for the tests: answers every HTTP GET with the request's
-headers as JSON ([[name, value], ...]), and a WebSocket handshake with one text message holding
-them. Standard library only; run inside the environment as `python3 -c "$(cat header_echo.py)" PORT`
+headers as JSON ([[name, value], ...]); over a WebSocket, answers the client's first message with
+one text message holding the handshake's headers. Standard library only; run inside the environment as `python3 -c "$(cat header_echo.py)" PORT`
 (jupyter-server-proxy fills in PORT; the script has no braces, which it would take for a template).
 """
 import base64
@@ -31,6 +31,8 @@ class Echo(BaseHTTPRequestHandler):
         self.send_header("Connection", "Upgrade")
         self.send_header("Sec-WebSocket-Accept", base64.b64encode(accept).decode())
         self.end_headers()
+        self.wfile.flush()
+        self.skip_frame()
         length = len(seen)
         if length < 126:
             head = bytes([0x81, length])
@@ -40,8 +42,19 @@ class Echo(BaseHTTPRequestHandler):
             head = bytes([0x81, 127]) + length.to_bytes(8, "big")
         self.wfile.write(head + seen)
         self.wfile.flush()
-        self.rfile.read(1)  # until the peer closes
+        while self.rfile.read(1):  # until the peer closes
+            pass
         self.close_connection = True
+
+    def skip_frame(self):
+        """Reads one (masked) client frame and ignores it."""
+        first = self.rfile.read(2)
+        length = first[1] & 0x7F
+        if length == 126:
+            length = int.from_bytes(self.rfile.read(2), "big")
+        elif length == 127:
+            length = int.from_bytes(self.rfile.read(8), "big")
+        self.rfile.read(4 + length)  # the mask, then the payload
 
     def log_message(self, *args):
         pass

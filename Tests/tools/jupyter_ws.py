@@ -7,9 +7,10 @@
                                           print(6*7)); prints {"subprotocol", "output", "frames"}
   jupyter_ws.py handshake BASE_URL COOKIE opens a kernel-channels WebSocket (COOKIE may be "-" for
                                           none); prints {"status": 101 or the refusal's status}
-  jupyter_ws.py first URL COOKIE [NAME=VALUE ...]
+  jupyter_ws.py ask URL COOKIE [NAME=VALUE ...]
                                           opens the WebSocket at URL (http://… under the prefix) with
-                                          COOKIE and the extra headers; prints its first message
+                                          COOKIE and the extra headers, sends one message and prints
+                                          the first answer
 BASE_URL is http://host:port/user/<user>/<course>/ (the environment's prefix through the portal).
 """
 import json
@@ -62,11 +63,12 @@ def handshake(base, cookie):
         print(json.dumps({"status": refused.response.status_code, "body": refused.response.body.decode("utf-8", "replace")}))
 
 
-def first(url, cookie, *extra):
+def ask(url, cookie, *extra):
     extra_headers = dict(pair.split("=", 1) for pair in extra)
     with connect(ws_url(url, ""), additional_headers={**headers(cookie), **extra_headers}, open_timeout=30) as ws:
+        ws.send("?")
         print(ws.recv(timeout=60))
 
 
 if __name__ == "__main__":
-    {"execute": execute, "handshake": handshake, "first": first}[sys.argv[1]](*sys.argv[2:])
+    {"execute": execute, "handshake": handshake, "ask": ask}[sys.argv[1]](*sys.argv[2:])

@@ -13,12 +13,12 @@ import Testing
 /// How the portal authenticates to a student's server: a per-environment secret header the server's
 /// identity provider (Jupyter/jupyter_server_config.py, put into the container before it starts)
 /// checks and removes. Real portal, real PostgreSQL, Podman and the real Jupyter image, with an app
-/// behind jupyter-server-proxy that echoes what it receives.
-@Suite("The server's secret", .enabled(if: TestEnvironment.hasEngine && TestEnvironment.hasPython), .serialized)
-struct ServerSecretTests {
+/// behind jupyter-server-proxy that echoes what it receives. Part of "The proxy" suite, so that it
+/// runs one at a time with the other end-to-end proxy tests.
+extension ProxyTests {
     /// A profile whose own `command` starts Jupyter with an echo app behind jupyter-server-proxy at
     /// `<base>echo/` (the portal's Jupyter configuration reaches it all the same).
-    static func environments() throws -> PortalConfiguration.EnvironmentsConfiguration {
+    static func echoEnvironments() throws -> PortalConfiguration.EnvironmentsConfiguration {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("profiles-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let echo = try String(contentsOf: TestEnvironment.repositoryRoot.appendingPathComponent("Tests/tools/header_echo.py"), encoding: .utf8)
@@ -34,20 +34,20 @@ struct ServerSecretTests {
         ]
         // YAML is a superset of JSON: no quoting of the script to get wrong.
         try JSONSerialization.data(withJSONObject: profile, options: .withoutEscapingSlashes).write(to: URL(fileURLWithPath: directory + "/echo.yaml"))
-        var environments = try ProxyTests.environments()
+        var environments = try Self.environments()
         environments.profilesDirectory = directory
         return environments
     }
 
     /// The fields an app received, by lower-cased name.
-    static func fields(_ json: String) throws -> [String: String] {
+    static func echoedFields(_ json: String) throws -> [String: String] {
         let pairs = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String]], "not a header list: \(json)")
         return Dictionary(pairs.map { ($0[0].lowercased(), $0[1]) }, uniquingKeysWith: { "\($0), \($1)" })
     }
 
     /// What an app behind the server must never receive: any credential of the portal.
     static func expectNoPortalCredential(_ json: String, secret: String) throws {
-        let seen = try fields(json)
+        let seen = try echoedFields(json)
         #expect(seen["authorization"] == nil, "\(json)")
         #expect(seen[JupyterCommand.secretHeader.lowercased()] == nil, "\(json)")
         #expect(seen["cookie"] == "theme=dark", "\(json)")
@@ -55,15 +55,15 @@ struct ServerSecretTests {
     }
 
     @Test func noPageCarriesTheSecretAppsAndKernelsNeverSeeItAndTheServerRefusesEveryoneElse() async throws {
-        try await PortalHarness.withPortal(environments: try Self.environments()) { client, db in
-            try await ProxyTests.removingContainers(db) {
+        try await PortalHarness.withPortal(environments: try Self.echoEnvironments()) { client, db in
+            try await Self.removingContainers(db) {
                 let port = try #require(client.port)
                 let signed = try PortalHarness.sign(params: IndependentSigner.launchParameters(user: "secret-a", context: "TM351-25J"))
                 let launch = try await PortalHarness.post(client, body: signed.body)
                 let cookie = "portal_session=\(try #require(PortalHarness.sessionToken(launch)))"
-                let entry = try await ProxyTests.enter(client, cookie: cookie, location: try #require(launch.headers[.location]))
+                let entry = try await Self.enter(client, cookie: cookie, location: try #require(launch.headers[.location]))
                 let base = String(entry.dropLast("lab".count))
-                let secret = try await ProxyTests.token(db)
+                let secret = try await Self.token(db)
                 #expect(secret.count > 20)
 
                 // No page under the prefix carries the secret or any token, whatever Jupyter renders:
@@ -90,9 +90,9 @@ struct ServerSecretTests {
                 #expect(echoed.status == .ok, "\(String(buffer: echoed.body).suffix(500))")
                 try Self.expectNoPortalCredential(String(buffer: echoed.body), secret: secret)
                 let overWebSocket = try PythonTool.run(
-                    "jupyter_ws.py", ["first", "http://127.0.0.1:\(port)\(base)echo/ws", cookie + "; theme=dark", "Authorization=Basic ZXZpbA==", "\(JupyterCommand.secretHeader)=forged"]
+                    "jupyter_ws.py", ["ask", "http://127.0.0.1:\(port)\(base)echo/ws", cookie + "; theme=dark", "Authorization=Basic ZXZpbA==", "\(JupyterCommand.secretHeader)=forged"]
                 )
-                #expect(try Self.fields(overWebSocket)["upgrade"] == "websocket")
+                #expect(try Self.echoedFields(overWebSocket)["upgrade"] == "websocket")
                 try Self.expectNoPortalCredential(overWebSocket, secret: secret)
 
                 // Nor does a kernel: the server removed the secret from the environment it passes on.
