@@ -1,5 +1,6 @@
 @testable import Environments
 import Foundation
+import TestSupport
 import Testing
 
 @Suite("Docker Engine API requests")
@@ -55,11 +56,23 @@ struct DockerEngineTests {
         #expect(DockerEngine.demultiplex(Data("plain tty output".utf8)) == "plain tty output")
     }
 
-    @Test func jupyterIsStartedUnderItsBasePathWithoutTheTokenOnTheCommandLine() {
+    @Test func jupyterIsStartedUnderItsBasePathWithItsSecretInTheEnvironmentOnly() {
         let arguments = JupyterCommand.arguments(basePath: "/user/abc/def/", port: 8888)
         #expect(arguments.contains("--ServerApp.base_url=/user/abc/def/"))
         #expect(arguments.contains("--port=8888"))
-        #expect(!arguments.contains { $0.lowercased().contains("token") })
+        #expect(!arguments.contains { $0.lowercased().contains("token") || $0.lowercased().contains("secret") })
+        #expect(JupyterCommand.environment(secret: "s") == ["PORTAL_SERVER_SECRET": "s", "JUPYTER_CONFIG_PATH": "/etc/portal/jupyter"])
+    }
+
+    @Test func thePortalsJupyterConfigurationIsReadFromTheCheckout() throws {
+        let directory = TestEnvironment.repositoryRoot.appendingPathComponent(JupyterConfig.directoryName).path
+        let config = try JupyterConfig(directory: directory)
+        let server = try #require(config.files.first { $0.path == "/etc/portal/jupyter/jupyter_server_config.py" })
+        #expect(server.mode == 0o644)
+        let text = String(decoding: server.contents, as: UTF8.self)
+        #expect(text.contains("identity_provider_class") && text.contains("\"\(JupyterCommand.secretHeader)\"") && text.contains("\"\(JupyterCommand.secretVariable)\""))
+        #expect(throws: ResourceError.self) { try JupyterConfig(directory: directory + "/nowhere") }
+        #expect(throws: ResourceError.self) { try JupyterConfig(directory: TestEnvironment.repositoryRoot.appendingPathComponent("Templates").path) }
     }
 
     @Test func endpoints() throws {

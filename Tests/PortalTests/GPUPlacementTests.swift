@@ -15,7 +15,7 @@ import Testing
 struct GPUPlacementTests {
     @Test func podmansOwnAPIRunsAServerWithTheSameLimits() async throws {
         try await PodmanLifecycleTests().withHarness { h in
-            let lifecycle = h.lifecycle()
+            let lifecycle = try h.lifecycle()
             let (claimed, _) = try await h.store.claim(h.claim(PodmanLifecycleTests.profile()))
             let spec = try await lifecycle.prepare(claimed, on: h.engine)
             let id = try await h.engine.createWithLibpod(spec)
@@ -46,7 +46,7 @@ struct GPUPlacementTests {
             )
             for try await id in rows.decode(Int64.self) { found.append(id) }
             let students = found
-            let lifecycle = h.lifecycle()
+            let lifecycle = try h.lifecycle()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await lifecycle.run() }
                 var records = [EnvironmentRecord]()

@@ -219,7 +219,7 @@ struct HostPoolTests {
         #expect(try await !target.imageExists(image))
         let lifecycle = EnvironmentLifecycle(
             engines: FixedEngines([("root", root), (pool[0].name, target)]), store: NoStore(), http: Self.http, installationID: "copy-test",
-            logger: Logger(label: "copy-test")
+            logger: Logger(label: "copy-test"), jupyter: try TestPaths.jupyterConfig()
         )
         try await lifecycle.copyImage(image, to: target)
         #expect(try await target.imageExists(image))

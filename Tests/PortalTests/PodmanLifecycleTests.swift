@@ -26,11 +26,12 @@ struct PodmanLifecycleTests {
         var user: Int64
         var course: Int64
 
-        func lifecycle(engine: (any Engine)? = nil, startTimeout: Duration = .seconds(90)) -> EnvironmentLifecycle {
+        func lifecycle(engine: (any Engine)? = nil, startTimeout: Duration = .seconds(90)) throws -> EnvironmentLifecycle {
             var logger = Logger(label: "lifecycle-test")
             logger.logLevel = .warning
             return EnvironmentLifecycle(
-                engines: FixedEngines([("local", engine ?? self.engine)]), store: store, http: PodmanLifecycleTests.http, installationID: installation, logger: logger, startTimeout: startTimeout
+                engines: FixedEngines([("local", engine ?? self.engine)]), store: store, http: PodmanLifecycleTests.http, installationID: installation, logger: logger,
+                jupyter: try TestPaths.jupyterConfig(), startTimeout: startTimeout
             )
         }
 
@@ -87,9 +88,10 @@ struct PodmanLifecycleTests {
         for container in (try? await harness.containers()) ?? [] { try? await harness.engine.remove(container.id) }
     }
 
-    func status(_ record: EnvironmentRecord, token: String?) async throws -> UInt {
+    /// `GET <base>api/status` straight to the server (not through the portal), with `secret` in its header.
+    func status(_ record: EnvironmentRecord, token secret: String?) async throws -> UInt {
         var request = HTTPClientRequest(url: "http://\(record.upstream ?? "")\(record.basePath)api/status")
-        if let token { request.headers.add(name: "Authorization", value: "token \(token)") }
+        if let secret { request.headers.add(name: JupyterCommand.secretHeader, value: secret) }
         let response = try await Self.http.execute(request, timeout: .seconds(5))
         _ = try await response.body.collect(upTo: 1 << 16)
         return response.status.code
@@ -97,7 +99,7 @@ struct PodmanLifecycleTests {
 
     @Test func startReadyTokenMemoryLimitAndStop() async throws {
         try await withHarness { h in
-            let lifecycle = h.lifecycle()
+            let lifecycle = try h.lifecycle()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await lifecycle.run() }
                 let record = try await lifecycle.ensure(h.claim(Self.profile()))
@@ -130,7 +132,7 @@ struct PodmanLifecycleTests {
 
     @Test func simultaneousLaunchesGetOneContainerAndARestartedPortalAdoptsIt() async throws {
         try await withHarness { h in
-            let first = h.lifecycle()
+            let first = try h.lifecycle()
             let id = try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await first.run() }
                 let ids = try await withThrowingTaskGroup(of: Int64.self) { claims in
@@ -155,7 +157,7 @@ struct PodmanLifecycleTests {
                 )
             )
             try await h.engine.start(orphan)
-            let second = h.lifecycle()
+            let second = try h.lifecycle()
             let result = try await second.reconcile()
             #expect(result.adopted == [id])
             #expect(result.removedContainers == ["portal-orphan-\(h.installation.prefix(8))"])
@@ -164,7 +166,7 @@ struct PodmanLifecycleTests {
 
             // A container that vanished while the portal was away is marked stopped.
             try await h.engine.remove(try #require(try await h.containers().first).id)
-            let third = h.lifecycle()
+            let third = try h.lifecycle()
             let after = try await third.reconcile()
             #expect(after.vanished == [id])
             #expect(try await h.store.find(id)?.state == .stopped)
@@ -175,7 +177,7 @@ struct PodmanLifecycleTests {
     /// the next portal's reconcile and reaches ready.
     @Test func anInterruptedStartIsResumed() async throws {
         try await withHarness { h in
-            let first = h.lifecycle()
+            let first = try h.lifecycle()
             let (claimed, created) = try await h.store.claim(h.claim(Self.profile()))
             #expect(created)
             // What the first portal got done before it stopped: container created and started.
@@ -184,7 +186,7 @@ struct PodmanLifecycleTests {
             _ = try await h.store.update(record.id, EnvironmentChange(.starting, containerID: id))
             try await h.engine.start(id)
 
-            let second = h.lifecycle()
+            let second = try h.lifecycle()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await second.run() }
                 let result = try await second.reconcile()
@@ -213,7 +215,7 @@ struct PodmanLifecycleTests {
         seeded.materials = .directory(materials)
         let profile = seeded
         try await withHarness(profiles: [profile]) { h in
-            let lifecycle = h.lifecycle()
+            let lifecycle = try h.lifecycle()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await lifecycle.run() }
                 let first = try await h.wait(try await lifecycle.ensure(h.claim(profile)).id, for: [.ready, .failed])
@@ -237,7 +239,7 @@ struct PodmanLifecycleTests {
 
     func contents(_ record: EnvironmentRecord, _ path: String) async throws -> String? {
         var request = HTTPClientRequest(url: "http://\(record.upstream ?? "")\(record.basePath)api/contents/\(path)?content=1&type=file&format=text")
-        request.headers.add(name: "Authorization", value: "token \(record.token)")
+        request.headers.add(name: JupyterCommand.secretHeader, value: record.token)
         let response = try await Self.http.execute(request, timeout: .seconds(10))
         let body = try await response.body.collect(upTo: 1 << 20)
         let json = try JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any]
@@ -247,7 +249,7 @@ struct PodmanLifecycleTests {
     func save(_ record: EnvironmentRecord, _ path: String, _ text: String) async throws {
         var request = HTTPClientRequest(url: "http://\(record.upstream ?? "")\(record.basePath)api/contents/\(path)")
         request.method = .PUT
-        request.headers.add(name: "Authorization", value: "token \(record.token)")
+        request.headers.add(name: JupyterCommand.secretHeader, value: record.token)
         request.headers.add(name: "Content-Type", value: "application/json")
         let body = try JSONSerialization.data(withJSONObject: ["type": "file", "format": "text", "content": text])
         request.body = .bytes(ByteBuffer(bytes: body))
@@ -260,8 +262,8 @@ struct PodmanLifecycleTests {
         let missing = Self.profile("missing-image", image: "localhost/no-such-image:1")
         let silent = Self.profile("never-ready", command: ["sleep", "600"])
         try await withHarness(profiles: [missing, silent, Self.profile()]) { h in
-            let lifecycle = h.lifecycle(startTimeout: .seconds(8))
-            let down = h.lifecycle(engine: try DockerEngine(endpoint: "unix:///nonexistent/podman.sock", client: Self.http))
+            let lifecycle = try h.lifecycle(startTimeout: .seconds(8))
+            let down = try h.lifecycle(engine: try DockerEngine(endpoint: "unix:///nonexistent/podman.sock", client: Self.http))
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await lifecycle.run() }
                 group.addTask { await down.run() }

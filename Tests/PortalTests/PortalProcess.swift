@@ -34,6 +34,7 @@ final class PortalProcess: @unchecked Sendable {
             log_level: notice
             templates_dir: \(TestPaths.templates)
             migrations_dir: \(TestPaths.migrations)
+            jupyter_dir: \(TestPaths.jupyter)
             secret_key: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=
             lti:
               consumers:

@@ -19,10 +19,24 @@ struct ProcessEngineTests {
         var request = HTTPClientRequest(url: JupyterCommand.url(upstream: record.upstream ?? "", path: record.basePath + path))
         request.method = method
         request.headers.add(name: "Host", value: "localhost")
-        request.headers.add(name: "Authorization", value: "token \(record.token)")
+        if !record.token.isEmpty { request.headers.add(name: JupyterCommand.secretHeader, value: record.token) }
         if let body { request.body = .bytes(ByteBuffer(string: body)) }
         let response = try await Self.http.execute(request, timeout: .seconds(30))
         return (response.status.code, String(buffer: try await response.body.collect(upTo: 1 << 20)))
+    }
+
+    /// The processes on this host whose command line and environment contain the given texts, with
+    /// their environments (root reads every `/proc/<pid>/environ`).
+    static func processes(commandContaining command: String, environmentContaining marker: String) -> [Int32: String] {
+        var found = [Int32: String]()
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(name), let line = FileManager.default.contents(atPath: "/proc/\(name)/cmdline"),
+                String(decoding: line, as: UTF8.self).contains(command), let environ = FileManager.default.contents(atPath: "/proc/\(name)/environ")
+            else { continue }
+            let environment = String(decoding: environ.map { $0 == 0 ? 0x0A : $0 }, as: UTF8.self)
+            if environment.contains(marker) { found[pid] = environment }
+        }
+        return found
     }
 
     @Test func aSandboxedServerStartsAndCannotSeeAnotherStudentsHome() async throws {
@@ -43,7 +57,9 @@ struct ProcessEngineTests {
             let engine = try ProcessEngine(root: root, venv: venv, logger: logger)
             let store = EnvironmentRepository(client: client, box: EnvironmentStoreTests.box, installationID: UUID().uuidString)
             try await EnvironmentStoreTests.addHost(client, kind: .process, endpoint: "process")
-            let lifecycle = EnvironmentLifecycle(engines: FixedEngines([("local", engine)]), store: store, http: Self.http, installationID: "process-test", logger: logger)
+            let lifecycle = EnvironmentLifecycle(
+                engines: FixedEngines([("local", engine)]), store: store, http: Self.http, installationID: "process-test", logger: logger, jupyter: try TestPaths.jupyterConfig()
+            )
             let harness = PodmanLifecycleTests.Harness(client: client, store: store, engine: try DockerEngine(endpoint: "unix:///unused", client: Self.http), installation: "x", user: alice, course: course)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await lifecycle.run() }
@@ -59,6 +75,17 @@ struct ProcessEngineTests {
                 var wrong = readyA
                 wrong.token = readyB.token
                 #expect(try await request(wrong, "api/status").0 == 403)
+                wrong.token = ""
+                #expect(try await request(wrong, "api/status").0 == 403)
+                // The server got the portal's Jupyter configuration (bound read-only into the sandbox):
+                // no page carries its secret or any token, and there is no login form.
+                for path in ["", "lab", "tree", "static/nope.js"] {
+                    let page = try await request(readyA, path).1
+                    #expect(!page.contains(readyA.token) && page.firstMatch(of: /data-jupyter-api-token="[^"]/) == nil, "\(path)")
+                    #expect(page.firstMatch(of: /"token": *"[^"]/) == nil, "\(path)")
+                }
+                let login = try await request(wrong, "login")
+                #expect(login.0 == 403 && !login.1.contains("<form"))
 
                 // Bob writes a file; Alice's sandbox cannot see it, nor the homes around hers.
                 let secret = #"{"type":"file","format":"text","content":"bob's secret"}"#
@@ -67,6 +94,12 @@ struct ProcessEngineTests {
                 #expect(FileManager.default.fileExists(atPath: bobHome + "/secret.txt"))
                 let (created, kernel) = try await request(readyA, "api/kernels", method: .POST, body: #"{"name":"python3"}"#)
                 #expect(created == 201, "\(kernel)")
+                // The kernel did not inherit the server's secret: the server removed it when it read it.
+                let kernels = Self.processes(commandContaining: "ipykernel", environmentContaining: "PORTAL_BASE_PATH=\(readyA.basePath)")
+                #expect(!kernels.isEmpty)
+                for environment in kernels.values {
+                    #expect(!environment.contains(JupyterCommand.secretVariable) && !environment.contains(readyA.token))
+                }
                 // The contents API is rooted at the home; a path outside it is refused.
                 #expect(try await request(readyA, "api/contents/../\(readyB.homeVolume)/secret.txt").0 != 200)
                 let homes = try await request(readyA, "api/contents/").1
@@ -82,12 +115,19 @@ struct ProcessEngineTests {
                         except Exception as e:
                             print("DENIED", p, type(e).__name__)
                     print("HOME", sorted(os.listdir("/home")), "UID", os.getuid())
+                    print("FILE", open("/etc/portal/probe/hello.txt").read())
+                    try:
+                        open("/etc/portal/probe/hello.txt", "w")
+                        print("WROTE")
+                    except OSError as e:
+                        print("UNWRITABLE", type(e).__name__)
                     """
                 try await engine.ensureVolume("probe-home", labels: [:])
                 let probe = try await engine.create(
                     ContainerSpec(
                         name: "probe", image: "", command: [venv + "/bin/python3", "-c", script], memoryBytes: 256 << 20, nanoCPUs: 500_000_000,
-                        mounts: [.init(volume: "probe-home", path: "/home/jovyan")]
+                        mounts: [.init(volume: "probe-home", path: "/home/jovyan")],
+                        files: [.init(path: "/etc/portal/probe/hello.txt", contents: Data("hello, sandbox".utf8))]
                     )
                 )
                 try await engine.start(probe)
@@ -97,7 +137,9 @@ struct ProcessEngineTests {
                 #expect(!output.contains("READ") && !output.contains("bob's secret"), "\(output)")
                 #expect(output.contains("HOME ['student']"), "\(output)")
                 #expect(!output.contains("UID 0"), "\(output)")
+                #expect(output.contains("FILE hello, sandbox") && output.contains("UNWRITABLE") && !output.contains("WROTE"), "\(output)")
                 try await engine.remove(probe)
+                #expect(!FileManager.default.fileExists(atPath: root + "/files/" + probe))
                 try await engine.removeVolume("probe-home")
 
                 // The memory limit is the profile's.

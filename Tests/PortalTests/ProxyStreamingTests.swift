@@ -99,18 +99,20 @@ struct ProxyStreamingTests {
             #expect(try await standIn.get("release").1 == "ok")
             #expect(try await poll.1 == "released")
 
-            // Headers: the token added, the portal's cookie and hop-by-hop fields dropped, the
-            // browser's own forwarding claims replaced, Host kept.
+            // Headers: the server's secret added, the portal's cookie, hop-by-hop fields and the
+            // browser's credentials (its own copy of the secret header too) dropped, the browser's own
+            // forwarding claims replaced, Host kept.
             let (_, json) = try await standIn.get(
                 "headers",
                 headers: [
                     ("Cookie", "theme=dark"), ("Connection", "keep-alive, X-Secret-Hop"), ("X-Secret-Hop", "1"), ("Authorization", "Basic ZXZpbA=="),
-                    ("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-Host", "evil.example"),
+                    ("X-Portal-Secret", "forged"), ("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-Host", "evil.example"),
                 ]
             )
             let pairs = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String]])
             let seen = Dictionary(pairs.map { ($0[0].lowercased(), $0[1]) }, uniquingKeysWith: { "\($0), \($1)" })
-            #expect(seen["authorization"] == "token upstream-token")
+            #expect(seen["x-portal-secret"] == "upstream-token")
+            #expect(seen["authorization"] == nil)
             #expect(seen["cookie"] == "theme=dark")
             #expect(seen["x-secret-hop"] == nil)
             #expect(seen["connection"] == nil)

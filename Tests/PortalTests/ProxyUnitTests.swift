@@ -1,3 +1,4 @@
+import Environments
 import Foundation
 import HTTPTypes
 import NIOHTTP1
@@ -38,17 +39,18 @@ struct ProxyUnitTests {
     @Test func requestHeadersAreRewrittenForTheServer() throws {
         let fields: HTTPFields = [
             .cookie: "portal_session=secret; _xsrf=abc", .connection: "keep-alive, X-Hop", HTTPField.Name("X-Hop")!: "1",
-            .authorization: "Basic ZXZpbA==", .transferEncoding: "chunked", HTTPField.Name("X-Forwarded-For")!: "6.6.6.6",
+            .authorization: "Basic ZXZpbA==", HTTPField.Name("X-Portal-Secret")!: "forged", .transferEncoding: "chunked", HTTPField.Name("X-Forwarded-For")!: "6.6.6.6",
             .accept: "text/html", HTTPField.Name("Keep-Alive")!: "timeout=5",
         ]
         let untrusted = ProxyHeaders.request(
             method: "POST", target: "/user/a/b/api", authority: "portal.example", fields: fields,
-            client: .init(address: "10.0.0.9", trusted: false, scheme: "https"), authorization: "token t", dropCookies: [SessionCookie.name]
+            client: .init(address: "10.0.0.9", trusted: false, scheme: "https"), authorization: "t", dropCookies: [SessionCookie.name]
         )
         #expect(untrusted.method == .POST && untrusted.uri == "/user/a/b/api")
         #expect(untrusted.headers["Host"] == ["portal.example"])
         #expect(untrusted.headers["Cookie"] == ["_xsrf=abc"])
-        #expect(untrusted.headers["Authorization"] == ["token t"])
+        #expect(untrusted.headers["Authorization"].isEmpty)
+        #expect(untrusted.headers[JupyterCommand.secretHeader] == ["t"])
         #expect(untrusted.headers["Transfer-Encoding"] == ["chunked"])
         #expect(untrusted.headers["X-Hop"].isEmpty && untrusted.headers["Connection"].isEmpty && untrusted.headers["Keep-Alive"].isEmpty)
         #expect(untrusted.headers["X-Forwarded-For"] == ["10.0.0.9"])
@@ -58,9 +60,16 @@ struct ProxyUnitTests {
         // A trusted reverse proxy's chain is extended, not replaced.
         let trusted = ProxyHeaders.request(
             method: "GET", target: "/", authority: "portal.example", fields: fields,
-            client: .init(address: "10.0.0.1", trusted: true, scheme: "https"), authorization: "token t", dropCookies: []
+            client: .init(address: "10.0.0.1", trusted: true, scheme: "https"), authorization: "t", dropCookies: []
         )
         #expect(trusted.headers["X-Forwarded-For"] == ["6.6.6.6, 10.0.0.1"])
+    }
+
+    @Test func theServerSecretHeaderIsRecognisedInAnyCase() {
+        #expect(ProxyHeaders.Field(name: JupyterCommand.secretHeader) == .serverSecret)
+        #expect(ProxyHeaders.Field(name: JupyterCommand.secretHeader.uppercased()) == .serverSecret)
+        #expect(ProxyHeaders.Field(name: "x-portal-secreT") == .serverSecret)
+        #expect(ProxyHeaders.Field(name: "x-portal-secrets") == .other && ProxyHeaders.Field(name: "x-forwarded-for") == .forwardedFor)
     }
 
     @Test func responseHeadersLoseHopByHopFields() {

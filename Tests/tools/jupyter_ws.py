@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
 """WebSocket checks through the portal's proxy, with the `websockets` library (an independent client).
 
-  jupyter_ws.py execute BASE_URL COOKIE   starts a kernel through the REST API, opens its channels
-                                          WebSocket with Jupyter's subprotocol, runs print(6*7);
-                                          prints {"subprotocol", "output", "frames"}
+  jupyter_ws.py execute BASE_URL COOKIE [CODE]
+                                          starts a kernel through the REST API, opens its channels
+                                          WebSocket with Jupyter's subprotocol, runs CODE (default
+                                          print(6*7)); prints {"subprotocol", "output", "frames"}
   jupyter_ws.py handshake BASE_URL COOKIE opens a kernel-channels WebSocket (COOKIE may be "-" for
                                           none); prints {"status": 101 or the refusal's status}
+  jupyter_ws.py ask URL COOKIE [NAME=VALUE ...]
+                                          opens the WebSocket at URL (http://… under the prefix) with
+                                          COOKIE and the extra headers, sends one message and prints
+                                          the first answer
 BASE_URL is http://host:port/user/<user>/<course>/ (the environment's prefix through the portal).
 """
 import json
@@ -25,7 +30,7 @@ def headers(cookie):
     return {} if cookie == "-" else {"Cookie": cookie}
 
 
-def execute(base, cookie):
+def execute(base, cookie, code="print(6*7)"):
     request = urllib.request.Request(base + "api/kernels", data=b"{}", method="POST",
                                      headers={**headers(cookie), "Content-Type": "application/json"})
     kernel = json.load(urllib.request.urlopen(request, timeout=60))["id"]
@@ -39,7 +44,7 @@ def execute(base, cookie):
         ws.send(json.dumps({
             "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "", "session": uuid.uuid4().hex, "version": "5.3"},
             "parent_header": {}, "metadata": {}, "channel": "shell",
-            "content": {"code": "print(6*7)", "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False},
+            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False},
         }))
         output = None
         while output is None:
@@ -58,5 +63,12 @@ def handshake(base, cookie):
         print(json.dumps({"status": refused.response.status_code, "body": refused.response.body.decode("utf-8", "replace")}))
 
 
+def ask(url, cookie, *extra):
+    extra_headers = dict(pair.split("=", 1) for pair in extra)
+    with connect(ws_url(url, ""), additional_headers={**headers(cookie), **extra_headers}, open_timeout=30) as ws:
+        ws.send("?")
+        print(ws.recv(timeout=60))
+
+
 if __name__ == "__main__":
-    {"execute": execute, "handshake": handshake}[sys.argv[1]](sys.argv[2], sys.argv[3])
+    {"execute": execute, "handshake": handshake, "ask": ask}[sys.argv[1]](*sys.argv[2:])

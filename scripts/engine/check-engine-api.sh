@@ -5,8 +5,10 @@
 #   scripts/engine/check-engine-api.sh [SOCKET]     # default /run/podman/podman.sock
 #   DOCKER_API=http://10.0.0.2:2375 scripts/engine/check-engine-api.sh   # TCP instead
 #
-# Needs: curl, jq, the image localhost/portal-jupyter:1 (scripts/engine/build-image.sh).
+# Needs: curl, jq, GNU tar, the image localhost/portal-jupyter:1 (scripts/engine/build-image.sh).
 # Creates and removes a volume portal-check-home and a container portal-check. Exit 1 on failure.
+# Like the portal, it puts Jupyter/jupyter_server_config.py into the created container
+# (PUT /containers/ID/archive) and authenticates to the server with the X-Portal-Secret header.
 set -euo pipefail
 
 SOCKET=${1:-/run/podman/podman.sock}
@@ -14,6 +16,7 @@ IMAGE=${IMAGE:-localhost/portal-jupyter:1}
 NAME=portal-check
 VOL=portal-check-home
 TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+CONFIG=$(cd "$(dirname "$0")/../.." && pwd)/Jupyter/jupyter_server_config.py
 V=v1.41
 fail=0
 
@@ -57,7 +60,7 @@ echo "== container"
 CREATE=$(jq -n --arg img "$IMAGE" --arg tok "$TOKEN" --arg vol "$VOL" '{
   Image: $img,
   Cmd: ["jupyter", "server", "--ServerApp.base_url=/user/check/", "--ip=0.0.0.0", "--port=8888", "--no-browser"],
-  Env: ["JUPYTER_TOKEN=\($tok)"],
+  Env: ["PORTAL_SERVER_SECRET=\($tok)", "JUPYTER_CONFIG_PATH=/etc/portal/jupyter"],
   Labels: {"portal.managed": "true", "portal.env": "check"},
   ExposedPorts: {"8888/tcp": {}},
   StopTimeout: 10,
@@ -74,6 +77,14 @@ t0=$(ms)
 req POST "/containers/create?name=$NAME" "$CREATE"; expect "POST /containers/create" 201
 ID=$(echo "$BODY" | jq -r .Id)
 req POST "/containers/create?name=$NAME" "$CREATE"; expect "POST /containers/create (name in use)" 409 500
+# The portal's Jupyter configuration, as the portal sends it: a ustar of the file alone (no directory
+# entries: existing directories stay as they are, missing ones are created), owned by root.
+stage=$(mktemp -d); trap 'rm -rf "$stage"' EXIT
+install -D -m 644 "$CONFIG" "$stage/etc/portal/jupyter/jupyter_server_config.py"
+tar --create --format=ustar --owner=0 --group=0 --numeric-owner -C "$stage" -f "$stage/files.tar" etc/portal/jupyter/jupyter_server_config.py
+out=$(curl -s "${conn[@]}" -X PUT -H 'Content-Type: application/x-tar' --data-binary @"$stage/files.tar" -w '\n%{http_code}' \
+    "$base/containers/$NAME/archive?path=%2F&noOverwriteDirNonDir=true")
+CODE=${out##*$'\n'}; BODY=${out%$'\n'*}; expect "PUT /containers/ID/archive (created)" 200
 req POST "/containers/$NAME/start"; expect "POST /containers/ID/start" 204
 req POST "/containers/$NAME/start"; expect "POST /containers/ID/start (running)" 304
 req GET "/containers/$NAME/json"; expect "GET /containers/ID/json" 200
@@ -83,11 +94,13 @@ echo "  Ports: $(echo "$BODY" | jq -c '.NetworkSettings.Ports')"
 echo "  HostConfig: $(echo "$BODY" | jq -c '.HostConfig | {Memory, NanoCpus, CpuQuota, CpuPeriod, PidsLimit, SecurityOpt, Binds}')"
 ready=""
 for _ in $(seq 1 300); do
-    c=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: token $TOKEN" "http://127.0.0.1:$PORT/user/check/api/status" || true)
+    c=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Portal-Secret: $TOKEN" "http://127.0.0.1:$PORT/user/check/api/status" || true)
     [ "$c" = 200 ] && { ready=$(( $(ms) - t0 )); break; }; sleep 0.1
 done
 [ -n "$ready" ] && echo "  jupyter /api/status 200 after $ready ms (create -> ready)" || { echo "  jupyter never answered"; fail=1; }
-c=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/user/check/api/status"); echo "  /api/status without token: $c"
+c=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/user/check/api/status"); echo "  /api/status without the secret: $c"
+[ "$c" = 403 ] || fail=1
+c=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Portal-Secret: wrong" "http://127.0.0.1:$PORT/user/check/api/status"); echo "  /api/status with a wrong secret: $c"
 [ "$c" = 403 ] || fail=1
 
 req GET "/containers/json?all=true&filters=$(urlq '{"label":["portal.env=check"]}')"; expect "GET /containers/json?filters=label" 200
@@ -103,7 +116,7 @@ req POST "/exec/$EXEC/start" '{"Detach":false,"Tty":false}'; expect "POST /exec/
 req GET "/exec/$EXEC/json"; expect "GET /exec/ID/json" 200
 echo "  exec ExitCode: $(echo "$BODY" | jq .ExitCode) (137 = SIGKILL by the OOM killer)"
 [ "$(echo "$BODY" | jq .ExitCode)" = 137 ] || fail=1
-c=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: token $TOKEN" "http://127.0.0.1:$PORT/user/check/api/status")
+c=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Portal-Secret: $TOKEN" "http://127.0.0.1:$PORT/user/check/api/status")
 echo "  jupyter after the OOM kill: $c"; [ "$c" = 200 ] || fail=1
 
 echo "== stop / remove"

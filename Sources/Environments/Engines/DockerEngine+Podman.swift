@@ -20,13 +20,15 @@ extension DockerEngine {
 
     /// Creates the container through Podman's own API (`/v4.0.0/libpod/containers/create`), which
     /// takes GPUs as CDI device names (`nvidia.com/gpu=<id>`, from `nvidia-ctk cdi generate`), with
-    /// the same limits, user, labels, mounts and published port as the compatible path.
+    /// the same limits, user, labels, mounts, published port and files as the compatible path.
     func createWithLibpod(_ spec: ContainerSpec) async throws -> String {
         let response = try await request(
             .POST, "/libpod/containers/create", body: Self.libpodCreateBody(spec, publishAddress: publishAddress), accept: [201], missingImage: spec.image,
             api: "/v4.0.0"
         )
-        return try JSONDecoder().decode(DockerAPI.Created.self, from: response.body).Id
+        let id = try JSONDecoder().decode(DockerAPI.Created.self, from: response.body).Id
+        try await put(spec.files, into: id)
+        return id
     }
 
     static func libpodCreateBody(_ spec: ContainerSpec, publishAddress: String) -> LibpodAPI.Create {

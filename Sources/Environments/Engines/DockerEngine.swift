@@ -64,13 +64,36 @@ public struct DockerEngine: Engine {
         _ = try await request(.DELETE, "/volumes/\(escape(name))?force=true", accept: [204, 404])
     }
 
+    /// Creates the container and puts ``ContainerSpec/files`` into it.
     public func create(_ spec: ContainerSpec) async throws -> String {
         // Podman's compatible API ignores GPU requests; its own API takes them as CDI devices.
         if !spec.gpuDevices.isEmpty, try await isPodman() { return try await createWithLibpod(spec) }
         let response = try await request(
             .POST, "/containers/create?name=\(escape(spec.name))", body: Self.createBody(spec, publishAddress: publishAddress), accept: [201], missingImage: spec.image
         )
-        return try JSONDecoder().decode(DockerAPI.Created.self, from: response.body).Id
+        let id = try JSONDecoder().decode(DockerAPI.Created.self, from: response.body).Id
+        try await put(spec.files, into: id)
+        return id
+    }
+
+    /// Extracts `files` into the created container at `/` (`PUT /containers/{id}/archive`, a ustar
+    /// of regular files only), before it starts: the engine may be on another machine, so nothing is
+    /// bind-mounted from the portal's. A container that cannot take them is removed.
+    func put(_ files: [ContainerSpec.File], into id: String) async throws {
+        guard !files.isEmpty else { return }
+        do {
+            let entries = try files.map { TarArchive.Entry(path: try $0.relativePath(), contents: $0.contents, mode: $0.mode) }
+            _ = try await request(.PUT, "/containers/\(escape(id))/archive?path=%2F&noOverwriteDirNonDir=true", archive: try TarArchive.ustar(entries), accept: [200])
+        } catch {
+            let reason = String(describing: error).prefix(400)
+            let kind = (error as? EngineError)?.kind ?? .failed
+            do {
+                try await remove(id)
+            } catch {
+                throw EngineError(kind, "\(name) did not take the environment's files (\(reason)), and removing the container failed: \(error)")
+            }
+            throw EngineError(kind, "\(name) did not take the environment's files: \(reason)")
+        }
     }
 
     /// The create request for `spec`: limits, no new privileges, no capabilities, a pids limit, the
@@ -196,7 +219,7 @@ public struct DockerEngine: Engine {
     }
 
     func request(
-        _ method: HTTPMethod, _ path: String, body: (some Encodable)? = Optional<DockerAPI.CreateVolume>.none, accept: Set<Int>,
+        _ method: HTTPMethod, _ path: String, body: (some Encodable)? = Optional<DockerAPI.CreateVolume>.none, archive: Data? = nil, accept: Set<Int>,
         missingImage: String? = nil, deadline: Duration? = nil, api: String = "/v1.41"
     ) async throws -> Reply {
         var request = HTTPClientRequest(url: base + api + path)
@@ -206,6 +229,9 @@ public struct DockerEngine: Engine {
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(body)))
+        } else if let archive {
+            request.headers.add(name: "Content-Type", value: "application/x-tar")
+            request.body = .bytes(ByteBuffer(data: archive))
         }
         let response: HTTPClientResponse
         let limit = deadline.map { TimeAmount.seconds($0.components.seconds) } ?? timeout

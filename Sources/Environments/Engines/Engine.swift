@@ -59,6 +59,24 @@ public struct ContainerSpec: Sendable, Equatable {
         }
     }
 
+    /// A file put into the environment before it starts (a container's filesystem, or bound
+    /// read-only into a process sandbox), e.g. the Jupyter configuration every server gets. It
+    /// belongs to root, so the server can read it (with a world-readable ``mode``) but not change it;
+    /// directories above it that do not exist are created (root, 0755). Not for secrets: those go in
+    /// ``ContainerSpec/environment``.
+    public struct File: Sendable, Equatable {
+        /// The absolute path inside the environment, e.g. `/etc/portal/jupyter/jupyter_server_config.py`.
+        public var path: String
+        public var contents: Data
+        /// Permission bits, e.g. `0o644`.
+        public var mode: UInt16
+        public init(path: String, contents: Data, mode: UInt16 = 0o644) {
+            self.path = path
+            self.contents = contents
+            self.mode = mode
+        }
+    }
+
     public var name: String
     /// The image (container engines; ignored by the process engine).
     public var image: String
@@ -79,10 +97,13 @@ public struct ContainerSpec: Sendable, Equatable {
     public var port: Int
     /// GPUs of the host by id, given to this container alone; empty for none.
     public var gpuDevices: [String]
+    /// Files put into the environment before its program starts.
+    public var files: [File]
 
     public init(
         name: String, image: String, command: [String]?, basePath: String = "/", environment: [String: String] = [:], labels: [String: String] = [:], memoryBytes: Int64,
-        nanoCPUs: Int64, pidsLimit: Int64 = 1024, user: String = "1000:100", mounts: [Mount] = [], port: Int = 8888, gpuDevices: [String] = []
+        nanoCPUs: Int64, pidsLimit: Int64 = 1024, user: String = "1000:100", mounts: [Mount] = [], port: Int = 8888, gpuDevices: [String] = [],
+        files: [File] = []
     ) {
         self.name = name
         self.image = image
@@ -97,6 +118,21 @@ public struct ContainerSpec: Sendable, Equatable {
         self.mounts = mounts
         self.port = port
         self.gpuDevices = gpuDevices
+        self.files = files
+    }
+}
+
+extension ContainerSpec.File {
+    /// ``path`` below `/` (`etc/portal/jupyter/jupyter_server_config.py`).
+    /// - Throws: ``EngineError`` unless the path is absolute, with no empty, `.` or `..` part.
+    public func relativePath() throws -> String {
+        let relative = path.dropFirst()
+        guard path.hasPrefix("/"), !relative.isEmpty, !path.utf8.contains(0),
+            relative.split(separator: "/", omittingEmptySubsequences: false).allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." })
+        else {
+            throw EngineError(.failed, "The environment file path \(path.debugDescription) must be absolute, with no empty, . or .. parts.")
+        }
+        return String(relative)
     }
 }
 

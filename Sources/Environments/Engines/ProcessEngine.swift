@@ -28,6 +28,8 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
     /// unix socket path (108 bytes), else under /run.
     let sockets: String
     var state: String { root + "/state" }
+    /// Where each environment's ``ContainerSpec/files`` are on the host, bound read-only into its sandbox.
+    var files: String { root + "/files" }
 
     /// The directory holding one environment's socket: named by a hash, so that the socket's path
     /// stays short whatever the environment's name.
@@ -57,13 +59,14 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
         self.cgroupRoot = cgroupRoot
         self.firstUID = firstUID
         self.logger = logger
-        for directory in [root + "/homes", sockets, root + "/state"] {
+        for directory in [root + "/homes", sockets, root + "/state", root + "/files"] {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
         chmod(root, 0o755)
         chmod(homes, 0o711)
         chmod(sockets, 0o711)  // each server reaches only its own directory below
         chmod(state, 0o700)
+        chmod(files, 0o711)
     }
 
     public func imageExists(_ image: String) async throws -> Bool { true }
@@ -89,13 +92,37 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
     public func create(_ spec: ContainerSpec) async throws -> String {
         let home = try homePath(try homeVolume(of: spec))
         guard FileManager.default.fileExists(atPath: home) else { throw EngineError(.notFound, "the home \(home) does not exist") }
-        let record = ProcessRecord(spec: spec, pid: nil, created: Date())
+        let uid = try owner(of: home)
         try lock.withLock {
             let file = stateFile(spec.name)
             guard !FileManager.default.fileExists(atPath: file) else { throw EngineError(.conflict, "\(name): \(spec.name) exists already") }
+            let record = ProcessRecord(spec: spec, files: try write(spec.files, for: spec.name, uid: uid), pid: nil, created: Date())
             try record.write(to: file)
         }
         return spec.name
+    }
+
+    /// Writes `files` under ``files``/`id` (a directory only root and the sandbox's uid can enter;
+    /// the files belong to root), for ``start(_:)`` to bind read-only at their paths.
+    /// - Returns: each file's host path and path in the sandbox.
+    private func write(_ specFiles: [ContainerSpec.File], for id: String, uid: UInt32) throws -> [ProcessRecord.File] {
+        let directory = files + "/" + id
+        try? FileManager.default.removeItem(atPath: directory)
+        guard !specFiles.isEmpty else { return [] }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        guard chown(directory, uid, uid) == 0, chmod(directory, 0o500) == 0 else {
+            throw EngineError(.failed, "cannot give \(directory) to uid \(uid): \(String(cString: strerror(errno)))")
+        }
+        var written = [ProcessRecord.File]()
+        for (index, file) in specFiles.enumerated() {
+            _ = try file.relativePath()  // checked: absolute, no . or ..
+            let host = directory + "/\(index)"
+            guard FileManager.default.createFile(atPath: host, contents: file.contents, attributes: [.posixPermissions: Int(file.mode & 0o7777)]) else {
+                throw EngineError(.failed, "cannot write \(host): \(String(cString: strerror(errno)))")
+            }
+            written.append(ProcessRecord.File(host: host, path: file.path))
+        }
+        return written
     }
 
     public func start(_ id: String) async throws {
@@ -114,7 +141,9 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
         chmod(socketDirectory, 0o700)
         let cgroups = ProcessCgroups(root: cgroupRoot, name: id, logger: logger)
         let procs = cgroups.create(memoryBytes: spec.memoryBytes, nanoCPUs: spec.nanoCPUs, pids: spec.pidsLimit)
-        let sandbox = ProcessSandbox(venv: venv, uid: uid, home: home, socketDirectory: socketDirectory, cgroupProcs: procs)
+        let sandbox = ProcessSandbox(
+            venv: venv, uid: uid, home: home, socketDirectory: socketDirectory, cgroupProcs: procs, files: (record.files ?? []).map { ($0.host, $0.path) }
+        )
         let command = spec.command ?? sandbox.jupyterArguments(basePath: spec.basePath)
         let log = state + "/" + id + ".log"
         record.pid = try sandbox.spawn(command: command, environment: spec.environment, log: log)
@@ -147,6 +176,7 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
     public func remove(_ id: String) async throws {
         try await stop(id, timeout: .seconds(10))
         try? FileManager.default.removeItem(atPath: socketDirectory(id))
+        try? FileManager.default.removeItem(atPath: files + "/" + id)
         try? FileManager.default.removeItem(atPath: stateFile(id))
         try? FileManager.default.removeItem(atPath: state + "/" + id + ".log")
         await ProcessCgroups(root: cgroupRoot, name: id, logger: logger).remove()
@@ -254,15 +284,24 @@ struct ProcessRecord: Codable {
         var mounts: [[String]]
     }
 
+    /// One of ``ContainerSpec/files``, written on the host.
+    struct File: Codable {
+        var host: String
+        var path: String
+    }
+
     var stored: Spec
+    /// `nil` in records written before environments had files.
+    var files: [File]?
     var pid: Int32?
     var created: Date
 
-    init(spec: ContainerSpec, pid: Int32?, created: Date) {
+    init(spec: ContainerSpec, files: [File] = [], pid: Int32?, created: Date) {
         stored = Spec(
             name: spec.name, command: spec.command, basePath: spec.basePath, environment: spec.environment, labels: spec.labels,
             memoryBytes: spec.memoryBytes, nanoCPUs: spec.nanoCPUs, pidsLimit: spec.pidsLimit, mounts: spec.mounts.map { [$0.volume, $0.path] }
         )
+        self.files = files
         self.pid = pid
         self.created = created
     }

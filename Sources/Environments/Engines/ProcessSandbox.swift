@@ -16,13 +16,14 @@ struct ProcessSandbox {
     let home: String
     let socketDirectory: String
     let cgroupProcs: [String]
+    /// Host files bound read-only at their paths in the sandbox (``ContainerSpec/files``).
+    var files: [(host: String, path: String)] = []
 
     /// Jupyter listening on the unix socket, kernels over IPC (no TCP ports at all).
     func jupyterArguments(basePath: String) -> [String] {
         [
             venv + "/bin/jupyter", "server", "--no-browser", "--sock=/run/jupyter/jupyter.sock", "--ServerApp.sock_mode=0600",
-            "--ServerApp.base_url=\(basePath)", "--ServerApp.allow_remote_access=True", "--ServerApp.trust_xheaders=True",
-            "--ServerApp.root_dir=/home/student", "--KernelManager.transport=ipc", "--KernelManager.ip=/tmp/kernel",
+            "--ServerApp.base_url=\(basePath)", "--ServerApp.root_dir=/home/student", "--KernelManager.transport=ipc", "--KernelManager.ip=/tmp/kernel",
         ]
     }
 
@@ -42,8 +43,8 @@ struct ProcessSandbox {
             "--size", String(256 << 20), "--tmpfs", "/tmp", "--dir", "/var/tmp",
         ] + etc + [
             "--ro-bind-data", "5", "/etc/passwd", "--ro-bind-data", "6", "/etc/group", "--ro-bind-data", "7", "/etc/hosts",
-            "--bind", home, "/home/student", "--bind", socketDirectory, "/run/jupyter", "--chdir", "/home/student", "--",
-        ] + command
+            "--bind", home, "/home/student", "--bind", socketDirectory, "/run/jupyter", "--chdir", "/home/student",
+        ] + files.flatMap { ["--ro-bind", $0.host, $0.path] } + ["--"] + command
     }
 
     /// Starts the sandbox with only `environment` (plus a minimal PATH/HOME) and output to `log`.

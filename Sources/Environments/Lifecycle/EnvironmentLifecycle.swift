@@ -19,6 +19,8 @@ public final class EnvironmentLifecycle: Sendable {
     /// How long a stopping server gets before it is killed (at least 10 s: a kernel needs time).
     public let stopTimeout: Duration
     let materials: CourseMaterials
+    /// The Jupyter configuration put into every environment.
+    let jupyter: JupyterConfig
     let jobs: AsyncStream<Job>
     let submit: AsyncStream<Job>.Continuation
 
@@ -29,11 +31,12 @@ public final class EnvironmentLifecycle: Sendable {
     }
 
     public init(
-        engines: any EngineDirectory, store: any EnvironmentStore, http: HTTPClient, installationID: String, logger: Logger,
+        engines: any EngineDirectory, store: any EnvironmentStore, http: HTTPClient, installationID: String, logger: Logger, jupyter: JupyterConfig,
         startTimeout: Duration = .seconds(120), stopTimeout: Duration = .seconds(10),
         materials: CourseMaterials = CourseMaterials(cacheDirectory: FileManager.default.temporaryDirectory.appendingPathComponent("portal-materials").path)
     ) {
         self.materials = materials
+        self.jupyter = jupyter
         self.engines = engines
         self.store = store
         self.http = http
@@ -135,7 +138,8 @@ public final class EnvironmentLifecycle: Sendable {
         }
     }
 
-    /// Creates what the container needs on `engine` (the image, the home volume) and describes it.
+    /// Creates what the container needs on `engine` (the image, the home volume) and describes it:
+    /// the server's secret in its environment, the portal's Jupyter configuration among its files.
     func prepare(_ record: EnvironmentRecord, on engine: any Engine) async throws -> ContainerSpec {
         let profile = record.profile
         var image = ""
@@ -150,7 +154,7 @@ public final class EnvironmentLifecycle: Sendable {
         }
         try await engine.ensureVolume(record.homeVolume, labels: installationLabels.merging([Labels.user: record.userSlug, Labels.course: record.courseSlug]) { a, _ in a })
         var environment = profile.environment
-        environment["JUPYTER_TOKEN"] = record.token
+        environment.merge(JupyterCommand.environment(secret: record.token)) { _, portal in portal }
         environment["PORTAL_BASE_PATH"] = record.basePath
         var command = profile.command
         var mounts = [ContainerSpec.Mount(volume: record.homeVolume, path: "/home/jovyan")]
@@ -174,11 +178,12 @@ public final class EnvironmentLifecycle: Sendable {
             memoryBytes: profile.memoryBytes,
             nanoCPUs: Int64((profile.cpu * 1e9).rounded()),
             mounts: mounts,
-            gpuDevices: record.gpuIDs
+            gpuDevices: record.gpuIDs,
+            files: jupyter.files
         )
     }
 
-    /// Polls the server's `/api/status` with its token until it answers 200; returns `host:port`.
+    /// Polls the server's `/api/status` with its secret until it answers 200; returns `host:port`.
     func waitUntilReady(_ record: EnvironmentRecord, on engine: any Engine, containerID: String, deadline: ContinuousClock.Instant) async throws -> String {
         var upstream: String?
         var lastInspection = ContinuousClock.now - .seconds(10)
@@ -200,7 +205,7 @@ public final class EnvironmentLifecycle: Sendable {
                     _ = try? await store.update(record.id, EnvironmentChange(.starting, message: "Waiting for Jupyter to answer", upstream: address))
                 }
             }
-            if let upstream, await JupyterCommand.isReady(http: http, upstream: upstream, basePath: record.basePath, token: record.token) {
+            if let upstream, await JupyterCommand.isReady(http: http, upstream: upstream, basePath: record.basePath, secret: record.token) {
                 return upstream
             }
             try await Task.sleep(for: .milliseconds(100))

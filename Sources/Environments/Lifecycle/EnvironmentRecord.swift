@@ -57,7 +57,7 @@ public struct EnvironmentRecord: Sendable, Equatable {
     public var containerName: String
     /// `host:port` of the running server, once known.
     public var upstream: String?
-    /// The server's token (decrypted by the store; never sent to a browser).
+    /// The server's secret, sent in ``JupyterCommand/secretHeader`` (decrypted by the store; never sent to a browser).
     public var token: String
     public var homeVolume: String
     /// The URL path the server is served under, e.g. `/user/k3x9…/a1b2c3d4/`.

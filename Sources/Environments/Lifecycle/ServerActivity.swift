@@ -17,8 +17,8 @@ public struct ServerActivity: Sendable, Equatable {
     }
 
     /// Asks the server at `upstream`; `nil` when it does not answer.
-    public static func fetch(http: HTTPClient, upstream: String, basePath: String, token: String) async -> ServerActivity? {
-        guard let body = await JupyterCommand.status(http: http, upstream: upstream, basePath: basePath, token: token, timeout: .seconds(5)) else {
+    public static func fetch(http: HTTPClient, upstream: String, basePath: String, secret: String) async -> ServerActivity? {
+        guard let body = await JupyterCommand.status(http: http, upstream: upstream, basePath: basePath, secret: secret, timeout: .seconds(5)) else {
             return nil
         }
         return parse(Data(body.readableBytesView))

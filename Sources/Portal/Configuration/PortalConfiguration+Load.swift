@@ -5,7 +5,7 @@ import Logging
 extension PortalConfiguration {
     static let topLevelKeys: Set<String> = [
         "listen", "public_url", "data_dir", "database", "secret_key", "secret_key_file", "session", "lti",
-        "trusted_proxies", "log_level", "log_format", "embedded_postgres", "templates_dir", "migrations_dir", "environments",
+        "trusted_proxies", "log_level", "log_format", "embedded_postgres", "templates_dir", "migrations_dir", "jupyter_dir", "environments",
         "proxy", "admission", "rate_cards", "security", "http",
     ]
 
@@ -124,7 +124,8 @@ extension PortalConfiguration {
             logFormat: format,
             embeddedPostgresBinDirectory: binDirectory.map(resolve),
             templatesDirectory: try optionalPath(root["templates_dir"], resolve),
-            migrationsDirectory: try optionalPath(root["migrations_dir"], resolve)
+            migrationsDirectory: try optionalPath(root["migrations_dir"], resolve),
+            jupyterDirectory: try optionalPath(root["jupyter_dir"], resolve)
         )
         configuration.environments = environments
         configuration.refusalLimits = refusalLimits

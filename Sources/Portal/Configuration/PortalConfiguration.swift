@@ -38,6 +38,8 @@ struct PortalConfiguration: Sendable {
     var migrationsDirectory: String?
     /// `lti.refusal_records_per_client` and `lti.refusal_records_per_minute`.
     var refusalLimits = LaunchStore.RefusalLimits()
+    /// Where `Jupyter/` (the configuration every environment's server gets) is; found like templates when unset.
+    var jupyterDirectory: String? = nil
     var environments: EnvironmentsConfiguration = .init()
     var proxy: ProxyConfiguration = .init()
     var admission: AdmissionConfiguration = .init()

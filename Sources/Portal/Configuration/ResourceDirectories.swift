@@ -1,34 +1,24 @@
+import Environments
 import Foundation
 
-/// Where the portal finds its `Templates/` and `Migrations/` directories: the configured path, else
-/// `$PORTAL_HOME/<name>`, else `<binary>/../share/portal/<name>` (an installed portal), else the
-/// current directory, else the source checkout the binary was built from.
+/// Where the portal finds its `Templates/`, `Migrations/` and `Jupyter/` directories: the configured
+/// path, else `$PORTAL_HOME/<name>`, else `<binary>/../share/portal/<name>` (an installed portal),
+/// else the current directory, else the source checkout the binary was built from
+/// (``ResourceLocator``).
 struct ResourceDirectories: Sendable {
     var templates: String
     var migrations: String
+    /// `jupyter_dir` from the configuration; the directory is looked for only when environments run.
+    var configuredJupyter: String?
 
     init(configuration: PortalConfiguration?) throws {
-        templates = try Self.find("Templates", configured: configuration?.templatesDirectory, key: "templates_dir")
-        migrations = try Self.find("Migrations", configured: configuration?.migrationsDirectory, key: "migrations_dir")
+        templates = try ResourceLocator.find("Templates", configured: configuration?.templatesDirectory, key: "templates_dir")
+        migrations = try ResourceLocator.find("Migrations", configured: configuration?.migrationsDirectory, key: "migrations_dir")
+        configuredJupyter = configuration?.jupyterDirectory
     }
 
-    static func find(_ name: String, configured: String?, key: String) throws -> String {
-        if let configured { return configured }
-        var candidates = [String]()
-        if let home = ProcessInfo.processInfo.environment["PORTAL_HOME"] { candidates.append("\(home)/\(name)") }
-        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        candidates.append(executable.appendingPathComponent("../share/portal/\(name)").standardizedFileURL.path)
-        candidates.append(FileManager.default.currentDirectoryPath + "/" + name)
-        let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../\(name)").standardizedFileURL.path
-        candidates.append(checkout)
-        for candidate in candidates {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: candidate, isDirectory: &isDirectory), isDirectory.boolValue { return candidate }
-        }
-        throw ResourceError(description: "The \(name) directory was not found (looked in \(candidates.joined(separator: ", "))); set \(key) in the configuration.")
+    /// The Jupyter configuration every environment's server gets.
+    func jupyter() throws -> JupyterConfig {
+        try JupyterConfig.find(configured: configuredJupyter)
     }
-}
-
-struct ResourceError: Error, CustomStringConvertible {
-    var description: String
 }

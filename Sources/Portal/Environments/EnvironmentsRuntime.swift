@@ -18,9 +18,12 @@ struct EnvironmentsRuntime: Sendable {
     let installationID: String
 
     /// Builds the runtime. `client` must be running; the database must be migrated.
-    static func make(_ configuration: PortalConfiguration, client: PostgresClient, startupClient: PostgresClient, box: SecretBox, logger: Logger) async throws -> EnvironmentsRuntime? {
+    static func make(
+        _ configuration: PortalConfiguration, resources: ResourceDirectories, client: PostgresClient, startupClient: PostgresClient, box: SecretBox, logger: Logger
+    ) async throws -> EnvironmentsRuntime? {
         let settings = configuration.environments
         guard settings.engine != .none else { return nil }
+        let jupyter = try resources.jupyter()
         let installationID = try await Self.installationID(startupClient)
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HostEngines.clientConfiguration)
         let hosts = HostRepository(client: client)
@@ -40,7 +43,7 @@ struct EnvironmentsRuntime: Sendable {
         repository.rules = AdmissionRules(configuration: configuration.admission, placement: Placement(strategy: settings.placement))
         repository.logger = logger
         let lifecycle = EnvironmentLifecycle(
-            engines: engines, store: repository, http: http, installationID: installationID, logger: logger,
+            engines: engines, store: repository, http: http, installationID: installationID, logger: logger, jupyter: jupyter,
             startTimeout: settings.startTimeout, stopTimeout: settings.stopTimeout,
             materials: CourseMaterials(cacheDirectory: configuration.dataDirectory + "/materials")
         )

@@ -38,7 +38,7 @@ struct IdleCuller: Service {
             guard var reason = decide() else { continue }
             if reason == .idle, let upstream = environment.upstream {
                 // The proxy saw nothing; the server may still be busy (a kernel computing).
-                let server = await ServerActivity.fetch(http: http, upstream: upstream, basePath: environment.basePath, token: environment.token)
+                let server = await ServerActivity.fetch(http: http, upstream: upstream, basePath: environment.basePath, secret: environment.token)
                 if let seen = server?.lastActivity { lastActivity = max(lastActivity ?? seen, seen) }
                 guard let confirmed = decide() else { continue }
                 reason = confirmed

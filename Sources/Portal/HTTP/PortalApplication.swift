@@ -110,7 +110,9 @@ enum PortalApplication {
             if let directory = configuration.environments.profilesDirectory {
                 _ = try await EnvironmentsRuntime.applyProfiles(from: directory, client: startup, logger: logger)
             }
-            return try await EnvironmentsRuntime.make(configuration, client: database.client, startupClient: startup, box: box, logger: logger)
+            return try await EnvironmentsRuntime.make(
+                configuration, resources: resources, client: database.client, startupClient: startup, box: box, logger: logger
+            )
         }
         let parts = try await parts(configuration, client: database.client, box: box, templates: resources.templates, environments: environments)
         var services: [any Service] = []

@@ -1,17 +1,21 @@
+import Environments
 import Foundation
 import HTTPTypes
 import NIOHTTP1
 
 /// Header rewriting between the browser and an environment's server (RFC 9110 §7.6): hop-by-hop
 /// fields are dropped both ways (with any field `Connection` names), the portal's own cookies never
-/// reach the student-controlled server, the server's token is added, and `X-Forwarded-*` say who
-/// asked and how. `Host` is kept: Jupyter compares it with `Origin` on WebSocket and API requests.
+/// reach the student-controlled server, the server's secret is added in `X-Portal-Secret` (a
+/// browser's own copy, like its `Authorization`, is dropped), and `X-Forwarded-*` say who asked and
+/// how. `Host` is kept: Jupyter compares it with `Origin` on WebSocket and API requests.
 enum ProxyHeaders {
     /// The fields the proxy treats specially, recognised from their name's bytes in any case
     /// (no lower-cased copy), so the byte-level fast path (``RawRequest``) and the string path
     /// follow the same rules.
     enum Field: Equatable {
         case host, contentLength, transferEncoding, connection, upgrade, expect, cookie, authorization
+        /// `X-Portal-Secret` (``JupyterCommand/secretHeader``): only the portal sends it to a server.
+        case serverSecret
         /// `X-Forwarded-For`: extended when the peer is a trusted proxy, else replaced.
         case forwardedFor
         /// `X-Forwarded-Proto/Host/Port`, `X-Real-IP`, `Forwarded`: kept from a trusted proxy, else replaced.
@@ -33,7 +37,7 @@ enum ProxyHeaders {
             case 10: self = named("connection") ? .connection : named("keep-alive") ? .hopByHop : .other
             case 13: self = named("authorization") ? .authorization : .other
             case 14: self = named("content-length") ? .contentLength : .other
-            case 15: self = named("x-forwarded-for") ? .forwardedFor : .other
+            case 15: self = named("x-forwarded-for") ? .forwardedFor : named("x-portal-secret") ? .serverSecret : .other
             case 16: self = named("x-forwarded-host") || named("x-forwarded-port") ? .forwardedInfo : named("proxy-connection") ? .hopByHop : .other
             case 17: self = named("transfer-encoding") ? .transferEncoding : named("x-forwarded-proto") ? .forwardedInfo : .other
             case 18: self = named("proxy-authenticate") ? .hopByHop : .other
@@ -78,7 +82,7 @@ enum ProxyHeaders {
     }
 
     /// The head to send upstream for a browser request. `headers` must not contain `Host` (it
-    /// travels as `authority`).
+    /// travels as `authority`). `authorization` is the server's secret (``ProxyRoute/authorization``).
     static func request<Headers: Sequence>(
         method: String, target: String, authority: String?, headers fields: Headers, client: Client, authorization: String, dropCookies: Set<String>
     ) -> HTTPRequestHead where Headers.Element == (name: String, value: String) {
@@ -100,8 +104,8 @@ enum ProxyHeaders {
                 hasLength = true
             case .host, .expect:
                 continue  // the authority is added above; the portal answers for itself
-            case .authorization:
-                continue  // replaced below
+            case .authorization, .serverSecret:
+                continue  // the server's secret is added below; a browser's credentials never reach the server
             case .forwardedInfo:
                 if !client.trusted { continue }  // replaced below; a browser cannot choose what the server sees
             case .forwardedFor:
@@ -118,7 +122,7 @@ enum ProxyHeaders {
             headers.add(name: field.name, value: field.value)
         }
         if chunked, !hasLength { headers.add(name: "Transfer-Encoding", value: "chunked") }
-        headers.add(name: "Authorization", value: authorization)
+        headers.add(name: JupyterCommand.secretHeader, value: authorization)
         if let address = client.address {
             headers.add(name: "X-Forwarded-For", value: forwardedFor.map { "\($0), \(address)" } ?? address)
             if !client.trusted { headers.add(name: "X-Real-IP", value: address) }

@@ -14,7 +14,9 @@ final class ProxyRoute: Sendable {
     let basePath: String
     let state: String
     let upstream: UpstreamAddress?
-    /// `token <server token>`: added to every forwarded request, never shown to the browser.
+    /// The server's secret: the value of `X-Portal-Secret` (``JupyterCommand/secretHeader``), added
+    /// to every forwarded request and never shown to the browser. The server's identity provider
+    /// authenticates the request by it and removes it before anything behind the server sees it.
     let authorization: String
     /// Seconds since 1970 of the last request or WebSocket traffic seen by this process.
     let lastActivity: Atomic<Int64>
@@ -26,7 +28,7 @@ final class ProxyRoute: Sendable {
         self.basePath = basePath
         self.state = state
         self.upstream = upstream
-        self.authorization = "token \(token)"
+        self.authorization = token
         self.lastActivity = Atomic(lastActivity)
     }
 

@@ -1,3 +1,4 @@
+import Environments
 import NIOCore
 
 /// A browser's request head as the fast path reads it from the bytes: its start line, framing and
@@ -63,12 +64,13 @@ struct RawRequest {
 
     /// The head to send to the environment's server: the browser's start line and fields with the
     /// rules of ``ProxyHeaders/request(method:target:authority:headers:client:authorization:dropCookies:)``
-    /// (hop-by-hop fields and the portal's cookies dropped, the server's token and `X-Forwarded-*`
-    /// added), copied line by line. Only for body-less requests.
+    /// (hop-by-hop fields, the portal's cookies and a browser's `Authorization` and `X-Portal-Secret`
+    /// dropped, the server's secret `authorization` and `X-Forwarded-*` added), copied line by line.
+    /// Only for body-less requests.
     func upstreamHead(
         _ bytes: UnsafeRawBufferPointer, client: ProxyHeaders.Client, authorization: String, dropCookies: Set<String>, allocator: ByteBufferAllocator
     ) -> ByteBuffer {
-        var out = allocator.buffer(capacity: head.length + authorization.utf8.count + 160)
+        var out = allocator.buffer(capacity: head.length + authorization.utf8.count + 176)
         out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[head.startLine.lowerBound..<(target.upperBound + 1)]))
         out.writeStaticString("HTTP/1.1\r\n")
         var forwardedFor: ByteBuffer?
@@ -90,12 +92,13 @@ struct RawRequest {
             case .cookie:
                 writeCookie(bytes, field.value, dropping: dropCookies, to: &out)
                 continue
-            case .transferEncoding, .expect, .authorization, .connection, .upgrade, .hopByHop:
+            case .transferEncoding, .expect, .authorization, .serverSecret, .connection, .upgrade, .hopByHop:
                 continue
             }
             out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[field.line]))
         }
-        out.writeStaticString("Authorization: ")
+        out.writeString(JupyterCommand.secretHeader)
+        out.writeStaticString(": ")
         out.writeString(authorization)
         out.writeStaticString("\r\n")
         if let address = client.address {
