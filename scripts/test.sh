@@ -27,6 +27,9 @@ pg_bin >/dev/null || need+=(postgresql)
 command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v runuser >/dev/null || need+=(util-linux)
+# A real browser for the pages and JupyterLab tests (Selenium drives Debian's chromium).
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
     echo "test.sh: installing ${need[*]}"
     as_root apt-get update -qq
@@ -35,9 +38,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 PG_BIN=$(pg_bin)
 
-# 2. Python tools independent of our code: LTI signers (oauthlib, lti), a WebSocket client.
-if ! "$CACHE/venv/bin/python" -c 'import oauthlib, lti, websockets' 2>/dev/null; then
-    echo "test.sh: creating $CACHE/venv (oauthlib, lti, websockets)"
+# 2. Python tools independent of our code: LTI signers (oauthlib, lti), a WebSocket client, Selenium.
+if ! "$CACHE/venv/bin/python" -c 'import oauthlib, lti, websockets, selenium' 2>/dev/null; then
+    echo "test.sh: creating $CACHE/venv (oauthlib, lti, websockets, selenium)"
     as_root mkdir -p "$CACHE"
     as_root python3 -m venv "$CACHE/venv"
     as_root "$CACHE/venv/bin/pip" install -q --disable-pip-version-check -r Tests/tools/requirements.txt

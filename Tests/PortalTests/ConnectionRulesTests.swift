@@ -60,6 +60,32 @@ struct ConnectionRulesTests {
         #expect(Self.problem("GET / HTTP/1.1\r\nHost: x\r\n" + String(repeating: "X: a\r\n", count: 15) + "\r\n", limits: tight) == nil)
     }
 
+    /// Fed a byte at a time, as a trickling client sends it, the reader answers what it answers for
+    /// the whole head, at the byte where that becomes known.
+    @Test func headsTrickledAByteAtATimeAreReadTheSame() {
+        func trickle(_ text: String, limits: RequestLimits = .standard) -> (Int, Result<RawRequest, RequestProblem>)? {
+            var reader = HeadReader(limits: limits)
+            let bytes = Array(text.utf8)
+            for count in 1...bytes.count {
+                if let result = bytes[..<count].withUnsafeBytes({ reader.read($0) }) { return (count, result.map(\.1)) }
+            }
+            return nil
+        }
+        let plain = "GET /user/a/b/lab HTTP/1.1\r\nHost: portal\r\nCookie: a=1\r\n\r\n"
+        guard let (at, result) = trickle(plain), case .success(let request) = result else {
+            Issue.record("a trickled head was not read")
+            return
+        }
+        #expect(at == plain.utf8.count && request.head.fields.count == 2)
+        #expect(trickle("get / HTTP/1.1\r\n")?.0 == 1)
+        #expect(trickle("GET /\r\nHost: x\r\n\r\n")?.0 == 6)  // HTTP/0.9: at the end of its line
+        let tight = RequestLimits(maxHeaderBytes: 4096, maxHeaderCount: 16, maxTargetBytes: 1024)
+        let big = trickle("GET / HTTP/1.1\r\nHost: x\r\nX: " + String(repeating: "a", count: 5000) + "\r\n\r\n", limits: tight)
+        #expect(big?.0 == 4096)
+        if case .failure(.headersTooLarge) = big?.1 {} else { Issue.record("a trickled oversized head: \(String(describing: big))") }
+        #expect(trickle("GET /" + String(repeating: "a", count: 2000), limits: tight)?.0 == 1029)
+    }
+
     static let settings = ConnectionDeadlines.Settings(
         headerTimeout: .seconds(10), bodyTimeout: .seconds(30), keepAliveTimeout: .seconds(60), drainTimeout: .seconds(5)
     )

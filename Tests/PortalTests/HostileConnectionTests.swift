@@ -16,8 +16,8 @@ import Testing
     .serialized
 )
 struct HostileConnectionTests {
-    static func probe(_ port: Int, _ arguments: String...) throws -> [String: Any] {
-        let output = try PythonTool.run("http_probe.py", ["127.0.0.1", "\(port)"] + arguments)
+    static func probe(_ port: Int, _ arguments: String...) async throws -> [String: Any] {
+        let output = try await PythonTool.output("http_probe.py", ["127.0.0.1", "\(port)"] + arguments)
         return try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
     }
 
@@ -83,7 +83,7 @@ struct HostileConnectionTests {
         let origin = "http://127.0.0.1:\(port)"
 
         // Malformed requests: answered 400 (431 for too large a head, 414 for too long a target) and closed.
-        let malformed = try Self.probe(port, "malformed")
+        let malformed = try await Self.probe(port, "malformed")
         let expected = [
             "bare LF": 400, "CL and TE": 400, "two Content-Lengths": 400, "obs-fold": 400, "lower-case method": 400, "1 MB header": 431,
             "100 KB target": 414, "HTTP/0.9": 400, "TLS on the plain port": 400, "10,000 headers": 431,
@@ -96,18 +96,18 @@ struct HostileConnectionTests {
         #expect(portal.log.contains("request refused"))
 
         // Idle and slow clients are closed after the configured limits (never before them).
-        let silent = try Self.probe(port, "silent")
+        let silent = try await Self.probe(port, "silent")
         #expect(silent["closed"] as? Bool == true && Self.number(silent["seconds"]) >= 1.5, "\(silent)")
-        let trickle = try Self.probe(port, "trickle")
+        let trickle = try await Self.probe(port, "trickle")
         #expect(Self.number(trickle["status"]) == 408 && trickle["closed"] as? Bool == true, "\(trickle)")
         #expect(Self.number(trickle["sent"]) < Self.number(trickle["length"]), "\(trickle)")
-        let idle = try Self.probe(port, "keepalive")
+        let idle = try await Self.probe(port, "keepalive")
         #expect(Self.number(idle["status"]) == 200 && idle["closed"] as? Bool == true && Self.number(idle["idle_seconds"]) >= 2.5, "\(idle)")
-        let paused = try Self.probe(port, "body-pause")
+        let paused = try await Self.probe(port, "body-pause")
         #expect(paused["closed"] as? Bool == true && Self.number(paused["seconds"]) >= 1.5, "\(paused)")
-        let old = try Self.probe(port, "http10")
+        let old = try await Self.probe(port, "http10")
         #expect(Self.number(old["status"]) == 200 && old["closed"] as? Bool == true, "\(old)")
-        let late = try Self.probe(port, "late-upgrade", base + "echo", cookie)
+        let late = try await Self.probe(port, "late-upgrade", base + "echo", cookie)
         #expect((late["statuses"] as? [Int]) == [200, 502] && late["closed"] as? Bool == true, "\(late)")
 
         // 500 slow connections at once: a launch still gets through, and every one of them is closed.
@@ -120,10 +120,10 @@ struct HostileConnectionTests {
 
         // Oversized launch forms with Connection: close leave no descriptor behind.
         let pid = portal.process.processIdentifier
-        #expect((try Self.probe(port, "oversized", "5")["statuses"] as? [Int]) == [400, 400, 400, 400, 400])
+        #expect((try await Self.probe(port, "oversized", "5")["statuses"] as? [Int]) == [400, 400, 400, 400, 400])
         try await Task.sleep(for: .seconds(1))
         let baseline = try Self.descriptors(pid)
-        #expect((try Self.probe(port, "oversized", "20")["statuses"] as? [Int]) == Array(repeating: 400, count: 20))
+        #expect((try await Self.probe(port, "oversized", "20")["statuses"] as? [Int]) == Array(repeating: 400, count: 20))
         let deadline = ContinuousClock.now + .seconds(120)
         var now = try Self.descriptors(pid)
         while now > baseline, ContinuousClock.now < deadline {

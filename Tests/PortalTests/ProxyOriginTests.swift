@@ -23,8 +23,8 @@ struct ProxyOriginTests {
         var output: String?
     }
 
-    static func probe(_ base: String, _ cookie: String, _ claim: String, terminal: String? = nil) throws -> Probe {
-        let output = try PythonTool.run("origin_probe.py", [base, cookie, claim] + (terminal.map { [$0] } ?? []))
+    static func probe(_ base: String, _ cookie: String, _ claim: String, terminal: String? = nil) async throws -> Probe {
+        let output = try await PythonTool.output("origin_probe.py", [base, cookie, claim] + (terminal.map { [$0] } ?? []))
         return try JSONDecoder().decode(Probe.self, from: Data(output.utf8))
     }
 
@@ -42,14 +42,14 @@ struct ProxyOriginTests {
                 let base = "http://127.0.0.1:\(port)\(path)"
 
                 // The environment's own origin (the public URL): everything works, a shell included.
-                let own = try Self.probe(base, cookie, "origin:https://portal.example.ac.uk")
+                let own = try await Self.probe(base, cookie, "origin:https://portal.example.ac.uk")
                 #expect(own.contents == 201 && own.kernels == 201 && own.terminals == 200)
                 #expect(own.websocket == 101 && own.output == "42")
                 let terminal = try #require(own.terminal)
 
                 // Another site, a sandboxed frame, or a browser saying the request is cross-site: nothing.
                 for claim in ["origin:http://evil.example", "origin:null", "origin:https://portal.example.ac.uk.evil.example", "fetch:cross-site", "fetch:same-site"] {
-                    let refused = try Self.probe(base, cookie, claim, terminal: terminal)
+                    let refused = try await Self.probe(base, cookie, claim, terminal: terminal)
                     #expect(refused.contents == 403, "\(claim)")
                     #expect(refused.kernels == 403, "\(claim)")
                     #expect(refused.terminals == 403, "\(claim)")
@@ -59,7 +59,7 @@ struct ProxyOriginTests {
 
                 // A same-origin fetch without Origin, and a program (neither header), are served.
                 for claim in ["fetch:same-origin", "none"] {
-                    let allowed = try Self.probe(base, cookie, claim)
+                    let allowed = try await Self.probe(base, cookie, claim)
                     #expect(allowed.contents == 201 && allowed.kernels == 201 && allowed.terminals == 200, "\(claim)")
                     #expect(allowed.websocket == 101 && allowed.output == "42", "\(claim)")
                 }

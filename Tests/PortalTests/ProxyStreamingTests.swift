@@ -144,7 +144,7 @@ struct ProxyStreamingTests {
     @Test(arguments: ["pipelined", "trickle", "sequential"])
     func oneConnectionMixesForwardedAndRoutedRequestsInOrder(mode: String) async throws {
         try await Self.withStandIn { standIn in
-            let output = try PythonTool.run("pipeline_client.py", ["127.0.0.1", "\(standIn.port)", standIn.base, standIn.token, mode])
+            let output = try await PythonTool.output("pipeline_client.py", ["127.0.0.1", "\(standIn.port)", standIn.base, standIn.token, mode])
             struct Answer: Decodable {
                 let status: Int
                 let headers: [[String]]

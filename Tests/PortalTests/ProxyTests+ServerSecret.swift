@@ -89,7 +89,7 @@ extension ProxyTests {
                 let echoed = try await client.execute(uri: base + "echo/", method: .get, headers: forged)
                 #expect(echoed.status == .ok, "\(String(buffer: echoed.body).suffix(500))")
                 try Self.expectNoPortalCredential(String(buffer: echoed.body), secret: secret)
-                let overWebSocket = try PythonTool.run(
+                let overWebSocket = try await PythonTool.output(
                     "jupyter_ws.py", ["ask", "http://127.0.0.1:\(port)\(base)echo/ws", cookie + "; theme=dark", "Authorization=Basic ZXZpbA==", "\(JupyterCommand.secretHeader)=forged"]
                 )
                 #expect(try Self.echoedFields(overWebSocket)["upgrade"] == "websocket")
@@ -97,7 +97,7 @@ extension ProxyTests {
 
                 // Nor does a kernel: the server removed the secret from the environment it passes on.
                 let code = "import os; print(sorted(k for k in os.environ if k.startswith('PORTAL_SERVER') or k == 'JUPYTER_TOKEN'))"
-                let run = try PythonTool.run("jupyter_ws.py", ["execute", "http://127.0.0.1:\(port)\(base)", cookie, code])
+                let run = try await PythonTool.output("jupyter_ws.py", ["execute", "http://127.0.0.1:\(port)\(base)", cookie, code])
                 #expect(run.contains(#""output": "[]\n""#), "\(run)")
 
                 // Straight to the server, not through the portal: nothing without the secret.

@@ -116,7 +116,7 @@ struct ProxyTests {
 
                 // A kernel runs code over a WebSocket through the portal.
                 let url = "http://127.0.0.1:\(port)\(base)"
-                let run = try PythonTool.run("jupyter_ws.py", ["execute", url, cookieA])
+                let run = try await PythonTool.output("jupyter_ws.py", ["execute", url, cookieA])
                 #expect(run.contains(#""output": "42\n""#))
                 #expect(run.contains(#""subprotocol": "v1.kernel.websocket.jupyter.org""#))
 
@@ -144,10 +144,10 @@ struct ProxyTests {
                 let nobody = try await client.execute(uri: entry, method: .get, headers: [.accept: "text/html"])
                 #expect(nobody.status == .forbidden)
                 #expect(String(buffer: nobody.body).contains("Please start from your course"))
-                #expect(try PythonTool.run("jupyter_ws.py", ["handshake", url, cookieB]).contains(#""status": 403"#))
-                #expect(try PythonTool.run("jupyter_ws.py", ["handshake", url, "-"]).contains(#""status": 403"#))
+                #expect(try await PythonTool.output("jupyter_ws.py", ["handshake", url, cookieB]).contains(#""status": 403"#))
+                #expect(try await PythonTool.output("jupyter_ws.py", ["handshake", url, "-"]).contains(#""status": 403"#))
                 // The owner gets through to the server, which answers for itself (no such kernel).
-                #expect(try PythonTool.run("jupyter_ws.py", ["handshake", url, cookieA]).contains(#""status": 404"#))
+                #expect(try await PythonTool.output("jupyter_ws.py", ["handshake", url, cookieA]).contains(#""status": 404"#))
 
                 // The server's token is in nothing the browser received.
                 let token = try await Self.token(db)
@@ -245,7 +245,7 @@ struct ProxyTests {
             let lab = try await client.execute(uri: entry, method: .get, headers: [.cookie: cookie, .accept: "text/html"])
             #expect(lab.status == .ok)
             #expect(String(buffer: lab.body).contains("jupyter-config-data"))
-            let run = try PythonTool.run("jupyter_ws.py", ["execute", "http://127.0.0.1:\(port)\(entry.dropLast("lab".count))", cookie])
+            let run = try await PythonTool.output("jupyter_ws.py", ["execute", "http://127.0.0.1:\(port)\(entry.dropLast("lab".count))", cookie])
             #expect(run.contains(#""output": "42\n""#))
         }
     }

@@ -89,6 +89,13 @@ extension PythonTool {
         }
     }
 
+    /// Runs `script` to its end without holding a thread of Swift's cooperative pool while it runs
+    /// (``run(_:_:)`` blocks one: a test whose tool talks to a portal in this process must not starve
+    /// that portal, or another test's, of the pool's few threads).
+    public static func output(_ script: String, _ arguments: [String], within limit: Duration = .seconds(600)) async throws -> String {
+        try await start(script) { _ in arguments }.output(within: limit)
+    }
+
     /// Starts `script` in the background; `arguments` may use the tool's ``Running/readyFile``.
     public static func start(_ script: String, _ arguments: @escaping (Running) -> [String]) throws -> Running {
         try Running(script: script, arguments: arguments)

@@ -74,3 +74,11 @@ public struct MissingComponent: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
+
+extension TestEnvironment {
+    /// Debian's chromium and its driver, for tests in a real browser (installed by scripts/test.sh).
+    public static var hasBrowser: Bool {
+        (FileManager.default.isExecutableFile(atPath: "/usr/bin/chromium") && FileManager.default.isExecutableFile(atPath: "/usr/bin/chromedriver")
+            && python != nil) || requireAll
+    }
+}

@@ -78,6 +78,8 @@ final class BrowserConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
     /// The connection is ending: what the browser still sends is read and dropped.
     var lingering = false
     var deadlines: ConnectionDeadlines
+    /// Reads request heads from the pending bytes.
+    var headReader: HeadReader
     var timer: Scheduled<Void>?
     var timerAt: NIODeadline?
     /// The session and route of this connection's last forwarded request (the next one is most
@@ -97,6 +99,7 @@ final class BrowserConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
         self.settings = settings
         self.logger = logger
         self.deadlines = ConnectionDeadlines(settings: settings.deadlines, now: .now())
+        self.headReader = HeadReader(limits: settings.limits)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -238,7 +241,7 @@ final class BrowserConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
     /// Reads the head at the start of `bytes` and forwards it, or says what else happens to it.
     private func start(_ bytes: inout ByteBuffer, context: ChannelHandlerContext) -> Start {
         let decision = bytes.withUnsafeReadableBytes { raw -> Decision in
-            switch RawRequest.read(raw, limits: settings.limits) {
+            switch headReader.read(raw) {
             case nil:
                 return .wait
             case .failure(let problem):

@@ -83,3 +83,36 @@ final class GlueHandler: ChannelDuplexHandler {
         }
     }
 }
+
+/// Holds what the environment's server sends between its `101 Switching Protocols` and the splice
+/// (a server may speak first, and NIO forwards bytes that came with the 101), reading nothing more
+/// meanwhile; removed once the ``GlueHandler`` is behind it, it passes on what it held.
+final class SpliceBuffer: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    typealias OutboundIn = NIOAny
+
+    static let name = "portal-splice-buffer"
+    private var held: [NIOAny] = []
+    private var closed = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        held.append(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {}
+
+    func read(context: ChannelHandlerContext) {}  // until spliced, nobody takes the bytes
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+    }
+
+    func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
+        for data in held { context.fireChannelRead(data) }
+        if !held.isEmpty { context.fireChannelReadComplete() }
+        held = []
+        if closed { context.fireChannelInactive() }
+        context.read()  // the read held back, now that the splice takes the bytes
+        context.leavePipeline(removalToken: removalToken)
+    }
+}

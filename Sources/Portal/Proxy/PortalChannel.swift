@@ -168,6 +168,8 @@ struct SpliceUpgrader: NIOTypedHTTPServerProtocolUpgrader {
             let (browserSide, serverSide) = GlueHandler.pair { route.touch() }
             try channel.pipeline.syncOperations.addHandler(browserSide)
             try upstream.pipeline.syncOperations.addHandler(serverSide)
+            // What the server said meanwhile goes to the browser now (and a close crosses over).
+            upstream.pipeline.syncOperations.removeHandler(name: SpliceBuffer.name, promise: nil)
             return .spliced(channel, watch)
         }
     }
@@ -282,6 +284,9 @@ struct PassthroughUpgrader: NIOTypedHTTPClientProtocolUpgrader {
     func shouldAllowUpgrade(upgradeResponse: HTTPResponseHead) -> Bool { true }
 
     func upgrade(channel: any Channel, upgradeResponse: HTTPResponseHead) -> EventLoopFuture<UpstreamUpgrade> {
-        channel.eventLoop.makeSucceededFuture(.upgraded(upgradeResponse))
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(SpliceBuffer(), name: SpliceBuffer.name)
+            return .upgraded(upgradeResponse)
+        }
     }
 }

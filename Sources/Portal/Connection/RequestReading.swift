@@ -151,3 +151,41 @@ extension RawRequest {
         byte >= 0x21 && byte < 0x7F ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(String(byte, radix: 16, uppercase: true))"
     }
 }
+
+/// Reads a connection's request heads as their bytes arrive without reading the same bytes over
+/// and over: a head can only end, and a start line only be complete, where a line feed arrives,
+/// so bytes without one are only checked against the limits (a client trickling a 32 KiB head a
+/// byte at a time costs one pass per line, not one per byte).
+struct HeadReader {
+    let limits: RequestLimits
+    /// How many of the pending bytes were read without finding a whole head.
+    private var examined = 0
+    /// A line feed was among them (the start line is complete and was checked).
+    private var startLineDone = false
+
+    init(limits: RequestLimits) {
+        self.limits = limits
+    }
+
+    /// The head at the start of `bytes` (the pending bytes, which grow between calls until a head
+    /// is taken), or why it is refused, or `nil` while it is incomplete.
+    mutating func read(_ bytes: UnsafeRawBufferPointer) -> Result<(RawHTTP.Head, RawRequest), RequestProblem>? {
+        if examined > 0, bytes.count > examined, !UnsafeRawBufferPointer(rebasing: bytes[examined...]).contains(UInt8(ascii: "\n")) {
+            defer { examined = bytes.count }
+            if !startLineDone, let problem = RawRequest.checkPartial(bytes, limits: limits) { return finished(.failure(problem)) }
+            return bytes.count >= limits.maxHeaderBytes ? finished(.failure(.headersTooLarge)) : nil
+        }
+        guard let result = RawRequest.read(bytes, limits: limits) else {
+            examined = bytes.count
+            startLineDone = bytes.contains(UInt8(ascii: "\n"))
+            return nil
+        }
+        return finished(result)
+    }
+
+    private mutating func finished(_ result: Result<(RawHTTP.Head, RawRequest), RequestProblem>) -> Result<(RawHTTP.Head, RawRequest), RequestProblem> {
+        examined = 0
+        startLineDone = false
+        return result
+    }
+}

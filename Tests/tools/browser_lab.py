@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""JupyterLab through the portal in a real browser (Debian's chromium, driven by Selenium): the
+requests are the browser's own, with its Origin and Sec-Fetch-* headers and its cookies.
+
+  browser_lab.py ORIGIN LAB_PATH COOKIE_NAME COOKIE_VALUE SCREENSHOT
+
+Sets the portal's session cookie on ORIGIN (e.g. http://127.0.0.1:8080), opens LAB_PATH
+(/user/<user>/<course>/lab), creates a Python notebook from the launcher (a POST of the page's own),
+runs `print(6*7)` in its first cell (the kernel's WebSocket) and waits for the output. Prints
+{"title", "output", "token_in_page", "errors"} (errors: what the browser's console logged as
+severe); saves a screenshot to SCREENSHOT (for looking at when it fails). Gives up after minutes.
+"""
+import json
+import os
+import sys
+
+os.environ.setdefault("SE_OFFLINE", "true")
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as ready
+from selenium.webdriver.support.ui import WebDriverWait
+
+LIVENESS = 240
+
+
+def main(origin, lab_path, cookie_name, cookie_value, screenshot):
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ["--headless", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"]:
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    result = {}
+    try:
+        driver.set_page_load_timeout(LIVENESS)
+        driver.get(origin + "/healthz")
+        driver.add_cookie({"name": cookie_name, "value": cookie_value, "path": "/"})
+        driver.get(origin + lab_path)
+        wait = WebDriverWait(driver, LIVENESS)
+        result["title"] = driver.title
+        result["token_in_page"] = driver.execute_script(
+            "return document.body.getAttribute('data-jupyter-api-token') || "
+            "JSON.parse(document.getElementById('jupyter-config-data')?.textContent || '{}').token || ''")
+        card = wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, ".jp-LauncherCard[data-category='Notebook']")))
+        card.click()
+        editor = wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Cell .cm-content")))
+        editor.click()
+        editor.send_keys("print(6*7)")
+        editor.send_keys(Keys.SHIFT, Keys.ENTER)
+        output = wait.until(lambda d: [e.text for e in d.find_elements(By.CSS_SELECTOR, ".jp-NotebookPanel .jp-OutputArea-output") if e.text.strip()])
+        result["output"] = output[0].strip()
+        result["errors"] = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    finally:
+        try:
+            driver.save_screenshot(screenshot)
+        finally:
+            driver.quit()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
