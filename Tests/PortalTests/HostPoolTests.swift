@@ -61,17 +61,7 @@ struct HostPoolTests {
         let pool = TestEnvironment.pool
         guard pool.count >= 2 else { throw MissingComponent("PORTAL_TEST_POOL names no two hosts: run the tests with scripts/test.sh (scripts/engine/pool-hosts.sh up)") }
         let database = try await TestDatabase.create()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("portal-pool-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: directory + "/profiles", withIntermediateDirectories: true)
-        try """
-            slug: light
-            display_name: Light
-            image: localhost/portal-light:1
-            command: ["/usr/local/bin/portal-light"]
-            cpu: \(profileCPU)
-            memory: 128MiB
-            persistence: disposable
-            """.write(toFile: directory + "/profiles/light.yaml", atomically: true, encoding: .utf8)
+        let directory = try TestProfiles.directory("portal-pool", profiles: ["light": TestProfiles.light(cpu: profileCPU)])
         let hosts = pool.map { "    - {name: \($0.name), endpoint: \"\($0.endpoint)\", cpu: \(cpu), memory: 4GiB}" }.joined(separator: "\n")
         let extra = """
             database:

@@ -30,18 +30,8 @@ struct HostileConnectionTests {
 
     @Test func everyProbeIsAnsweredOrClosedAndSIGTERMStillStopsThePortalAndItsDatabase() async throws {
         let bin = try #require(TestEnvironment.postgresBin)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("portal-hostile-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: directory + "/profiles", withIntermediateDirectories: true)
+        let directory = try TestProfiles.directory("portal-hostile", profiles: ["light": TestProfiles.light()])
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try """
-            slug: light
-            display_name: Light
-            image: localhost/portal-light:1
-            command: ["/usr/local/bin/portal-light"]
-            cpu: 0.5
-            memory: 128MiB
-            persistence: disposable
-            """.write(toFile: directory + "/profiles/light.yaml", atomically: true, encoding: .utf8)
         let port = try PortalProcess.freePort()
         let config = try PortalProcess.writeConfig(directory: directory, port: port, extra: """
             embedded_postgres:

@@ -34,10 +34,7 @@ struct ProxyOriginTests {
         ) { client, db in
             try await ProxyTests.removingContainers(db) {
                 let port = try #require(client.port)
-                let signed = try PortalHarness.sign(params: IndependentSigner.launchParameters(user: "origin-a", context: "TM351-25J"))
-                let launch = try await PortalHarness.post(client, body: signed.body)
-                let cookie = "portal_session=\(try #require(PortalHarness.sessionToken(launch)))"
-                let entry = try await ProxyTests.enter(client, cookie: cookie, location: try #require(launch.headers[.location]))
+                let (cookie, entry) = try await ProxyTests.launchIntoLab(client, user: "origin-a")
                 let path = String(entry.dropLast("lab".count))
                 let base = "http://127.0.0.1:\(port)\(path)"
 

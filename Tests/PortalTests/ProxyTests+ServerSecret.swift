@@ -58,10 +58,7 @@ extension ProxyTests {
         try await PortalHarness.withPortal(environments: try Self.echoEnvironments()) { client, db in
             try await Self.removingContainers(db) {
                 let port = try #require(client.port)
-                let signed = try PortalHarness.sign(params: IndependentSigner.launchParameters(user: "secret-a", context: "TM351-25J"))
-                let launch = try await PortalHarness.post(client, body: signed.body)
-                let cookie = "portal_session=\(try #require(PortalHarness.sessionToken(launch)))"
-                let entry = try await Self.enter(client, cookie: cookie, location: try #require(launch.headers[.location]))
+                let (cookie, entry) = try await Self.launchIntoLab(client, user: "secret-a")
                 let base = String(entry.dropLast("lab".count))
                 let secret = try await Self.token(db)
                 #expect(secret.count > 20)

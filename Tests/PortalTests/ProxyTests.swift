@@ -50,6 +50,15 @@ struct ProxyTests {
         throw MissingComponent("the environment did not become ready within 120 s")
     }
 
+    /// Launches `user` into a `TM351-*` course and waits until the portal sends the browser into its
+    /// environment; returns the session cookie and the entry (`<base>lab`).
+    static func launchIntoLab(_ client: any TestClientProtocol, user: String) async throws -> (cookie: String, entry: String) {
+        let signed = try PortalHarness.sign(params: IndependentSigner.launchParameters(user: user, context: "TM351-25J"))
+        let launch = try await PortalHarness.post(client, body: signed.body)
+        let cookie = "portal_session=\(try #require(PortalHarness.sessionToken(launch)))"
+        return (cookie, try await enter(client, cookie: cookie, location: try #require(launch.headers[.location])))
+    }
+
     /// Runs `body`, then removes whatever containers the portal under test started.
     static func removingContainers(_ db: PostgresClient, _ body: () async throws -> Void) async throws {
         do {

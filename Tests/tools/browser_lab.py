@@ -7,8 +7,8 @@ requests are the browser's own, with its Origin and Sec-Fetch-* headers and its 
 Sets the portal's session cookie on ORIGIN (e.g. http://127.0.0.1:8080), opens LAB_PATH
 (/user/<user>/<course>/lab), creates a Python notebook from the launcher (a POST of the page's own),
 runs `print(6*7)` in its first cell (the kernel's WebSocket) and waits for the output. Prints
-{"title", "output", "token_in_page", "errors"} (errors: what the browser's console logged as
-severe); saves a screenshot to SCREENSHOT (for looking at when it fails). Gives up after minutes.
+{"title", "output", "token_in_page", "errors", "stage"} (errors: what the browser's console logged
+as severe; stage: how far it got, with the status bar and the cell's text when it timed out); saves a screenshot to SCREENSHOT (for looking at when it fails). Gives up after minutes.
 """
 import json
 import os
@@ -17,6 +17,7 @@ import sys
 os.environ.setdefault("SE_OFFLINE", "true")
 
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -41,19 +42,29 @@ def main(origin, lab_path, cookie_name, cookie_value, screenshot):
         driver.get(origin + lab_path)
         wait = WebDriverWait(driver, LIVENESS)
         result["title"] = driver.title
+        result["stage"] = "launcher"
         result["token_in_page"] = driver.execute_script(
             "return document.body.getAttribute('data-jupyter-api-token') || "
             "JSON.parse(document.getElementById('jupyter-config-data')?.textContent || '{}').token || ''")
         card = wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, ".jp-LauncherCard[data-category='Notebook']")))
         card.click()
         editor = wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Cell .cm-content")))
+        # The status bar says "Python 3 (ipykernel) | Idle" once the kernel's WebSocket is up.
+        result["stage"] = "kernel"
+        wait.until(lambda d: "Idle" in d.execute_script("return document.getElementById('jp-main-statusbar')?.innerText || ''"))
+        result["stage"] = "run"
         editor.click()
         editor.send_keys("print(6*7)")
         editor.send_keys(Keys.SHIFT, Keys.ENTER)
         output = wait.until(lambda d: [e.text for e in d.find_elements(By.CSS_SELECTOR, ".jp-NotebookPanel .jp-OutputArea-output") if e.text.strip()])
         result["output"] = output[0].strip()
-        result["errors"] = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        result["stage"] = "done"
+    except TimeoutException:
+        # Say where it stopped, for the test's message.
+        result["statusbar"] = driver.execute_script("return document.getElementById('jp-main-statusbar')?.innerText || ''")
+        result["cell"] = driver.execute_script("return document.querySelector('.jp-NotebookPanel .jp-Cell')?.innerText || ''")
     finally:
+        result["errors"] = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
         try:
             driver.save_screenshot(screenshot)
         finally:
