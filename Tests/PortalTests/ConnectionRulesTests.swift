@@ -155,6 +155,11 @@ struct ConnectionRulesTests {
         #expect(!OriginPolicy.isSafe(method: "get"))
     }
 
+    @Test func htmlIsKnownByItsContentType() {
+        for html in ["text/html", "text/html; charset=UTF-8", "TEXT/HTML", " Text/Html;charset=utf-8"] { #expect(ProxyResponsePolicy.isHTML(html), "\(html)") }
+        for other in ["text/htmlx", "text/plain", "application/xhtml+xml", "", "text/htm"] { #expect(!ProxyResponsePolicy.isHTML(other), "\(other)") }
+    }
+
     /// The router's rewrite of a response and the fast path's carry the same fields.
     @Test(arguments: [
         "Content-Type: text/html; charset=UTF-8\r\nCache-Control: max-age=3600\r\nContent-Security-Policy: frame-ancestors 'self'; report-uri /user/a/b/api/security/csp-report\r\nX-Frame-Options: SAMEORIGIN\r\nX-Kept: 1\r\n",

@@ -145,6 +145,10 @@ final class BrowserConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        if case .passthrough = mode, pending == nil, !lingering, !quiescing {
+            context.fireChannelReadComplete()  // a spliced WebSocket: nothing to follow or limit
+            return
+        }
         reading = false
         // NIO's handlers behind this one only need it after bytes were handed to them.
         if handedThisRead {

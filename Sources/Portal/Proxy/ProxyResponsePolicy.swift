@@ -58,7 +58,7 @@ struct ProxyResponsePolicy: Sendable, Equatable {
     /// The fields the browser gets in place of the ones seen.
     func fields(_ seen: Seen) -> [(name: String, value: String)] {
         var fields = [(name: String, value: String)]()
-        let isHTML = seen.contentType.map { $0.trimmingWhitespace().lowercased().hasPrefix("text/html") } ?? false
+        let isHTML = seen.contentType.map(Self.isHTML) ?? false
         if let contentType = seen.contentType { fields.append(("Content-Type", contentType)) }
         if isHTML {
             fields.append(("Cache-Control", "no-store"))
@@ -67,10 +67,23 @@ struct ProxyResponsePolicy: Sendable, Equatable {
             if let cacheControl = seen.cacheControl { fields.append(("Cache-Control", cacheControl)) }
             if let referrerPolicy = seen.referrerPolicy { fields.append(("Referrer-Policy", referrerPolicy)) }
         }
-        if !seen.policies.isEmpty || isHTML {
-            let upstream = seen.policies.isEmpty ? nil : seen.policies.joined(separator: ", ")
-            fields.append(("Content-Security-Policy", securityHeaders.environmentPolicy(upstream: upstream)))
+        if !seen.policies.isEmpty {
+            fields.append(("Content-Security-Policy", securityHeaders.environmentPolicy(upstream: seen.policies.joined(separator: ", "))))
+        } else if isHTML {
+            fields.append(("Content-Security-Policy", securityHeaders.frameAncestors))  // what environmentPolicy(upstream: nil) is
         }
         return fields
+    }
+
+    /// Whether a `Content-Type` is HTML (`text/html`, any case, parameters or not), read in place:
+    /// it is asked of every proxied response.
+    static func isHTML(_ contentType: String) -> Bool {
+        let wanted = "text/html".utf8
+        var bytes = contentType.utf8.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }.makeIterator()
+        for expected in wanted {
+            guard let byte = bytes.next(), (byte | 0x20) == expected || byte == expected else { return false }
+        }
+        guard let next = bytes.next() else { return true }
+        return next == UInt8(ascii: ";") || next == UInt8(ascii: " ") || next == UInt8(ascii: "\t")
     }
 }
