@@ -18,6 +18,7 @@ struct JupyterLabBrowserTests {
         var stage: String
         var statusbar: String?
         var cell: String?
+        var failure: String?
     }
 
     @Test func aStudentRunsACellInJupyterLabInChromiumThroughThePortal() async throws {
