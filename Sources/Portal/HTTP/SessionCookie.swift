@@ -18,7 +18,7 @@ enum SessionCookie {
 
     /// The session token the browser sent, if any.
     static func token(in request: Request) -> String? {
-        guard let value = request.cookies[name]?.value, !value.isEmpty, value.count <= 128 else { return nil }
+        guard let value = CookieHeader.value(named: name, in: request.headers[values: .cookie]), !value.isEmpty, value.count <= 128 else { return nil }
         return value
     }
 }

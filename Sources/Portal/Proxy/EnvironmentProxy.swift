@@ -139,7 +139,7 @@ struct EnvironmentProxy: Sendable {
                 forwardedProto: request.headers[.xForwardedProto], forwardedHost: request.headers[.xForwardedHost], forwardedPort: request.headers[.xForwardedPort],
                 peer: context.remoteAddress, path: target, logger: context.logger
             )
-            let route = try await authorize(path: Substring(target), token: request.cookies[cookieName]?.value)
+            let route = try await authorize(path: Substring(target), token: CookieHeader.value(named: cookieName, in: request.headers[values: .cookie]))
             guard let address = route.upstream else { throw Refusal.starting }
             if request.headers[.upgrade] != nil {
                 // An upgrade that reached the router was refused by the upstream or came late on a

@@ -126,7 +126,7 @@ struct SpliceUpgrader: NIOTypedHTTPServerProtocolUpgrader {
                 )
                 guard onEnvironmentOrigin else { throw EnvironmentProxy.Refusal.notRunning }
             }
-            let token = upgradeRequest.headers["cookie"].lazy.compactMap { CookieHeader.value(named: proxy.cookieName, in: $0) }.first
+            let token = CookieHeader.value(named: proxy.cookieName, in: upgradeRequest.headers["cookie"])
             let route = try await proxy.authorize(path: Substring(upgradeRequest.uri), token: token)
             guard let token else { throw EnvironmentProxy.Refusal.noSession }
             guard let address = route.upstream else { throw EnvironmentProxy.Refusal.starting }

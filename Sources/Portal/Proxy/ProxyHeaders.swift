@@ -81,6 +81,54 @@ enum ProxyHeaders {
         )
     }
 
+    /// What happens to one field of a browser's request on its way to the environment's server:
+    /// the one rule both writers of upstream heads follow (``request(method:target:authority:headers:client:authorization:dropCookies:)``
+    /// for the router, ``RawRequest/upstreamHead(_:client:authorization:dropCookies:allocator:)``
+    /// for the fast path).
+    enum RequestFieldRule: Equatable {
+        /// Passed on as it came (unless `Connection` names it).
+        case copy
+        case drop
+        /// `Host`: kept (Jupyter compares it with `Origin`).
+        case host
+        /// `X-Forwarded-For`: extended by the peer when it is a trusted proxy, else replaced.
+        case forwardedFor
+        /// `Cookie`: without the portal's own cookies.
+        case cookie
+        /// `Transfer-Encoding`: the framing is the portal's to write.
+        case transferEncoding
+
+        init(_ kind: Field, trusted: Bool) {
+            switch kind {
+            case .host: self = .host
+            case .contentLength, .other: self = .copy
+            case .transferEncoding: self = .transferEncoding
+            case .forwardedInfo: self = trusted ? .copy : .drop  // a browser cannot choose what the server sees
+            case .forwardedFor: self = .forwardedFor
+            case .cookie: self = .cookie
+            // The portal answers `Expect` itself; a browser's credentials never reach the server
+            // (the server's secret is added); the rest describe one connection.
+            case .expect, .authorization, .serverSecret, .connection, .upgrade, .hopByHop: self = .drop
+            }
+        }
+    }
+
+    /// The fields the portal adds after the browser's: the server's secret, and who asked and how
+    /// (`X-Forwarded-For` extending a trusted proxy's `forwardedFor`; from any other peer also
+    /// `X-Real-IP`, `X-Forwarded-Proto` and `X-Forwarded-Host`, replacing the browser's claims).
+    static func added(client: Client, authorization: String, host: String?, forwardedFor: String?) -> [(name: String, value: String)] {
+        var fields: [(name: String, value: String)] = [(JupyterCommand.secretHeader, authorization)]
+        if let address = client.address {
+            fields.append(("X-Forwarded-For", forwardedFor.map { "\($0), \(address)" } ?? address))
+            if !client.trusted { fields.append(("X-Real-IP", address)) }
+        }
+        if !client.trusted {
+            fields.append(("X-Forwarded-Proto", client.scheme))
+            if let host { fields.append(("X-Forwarded-Host", host)) }
+        }
+        return fields
+    }
+
     /// The head to send upstream for a browser request. `headers` must not contain `Host` (it
     /// travels as `authority`). `authorization` is the server's secret (``ProxyRoute/authorization``).
     static func request<Headers: Sequence>(
@@ -96,40 +144,24 @@ enum ProxyHeaders {
         var hasLength = false
         for field in fields {
             let kind = Field(name: field.name)
-            switch kind {
+            switch RequestFieldRule(kind, trusted: client.trusted) {
+            case .copy:
+                if !listed.isEmpty, listed.contains(field.name.lowercased()) { continue }
+                hasLength = hasLength || kind == .contentLength
+                headers.add(name: field.name, value: field.value)
+            case .host, .drop:
+                continue  // the authority is added above
             case .transferEncoding:
                 chunked = chunked || field.value.lowercased().contains("chunked")
-                continue
-            case .contentLength:
-                hasLength = true
-            case .host, .expect:
-                continue  // the authority is added above; the portal answers for itself
-            case .authorization, .serverSecret:
-                continue  // the server's secret is added below; a browser's credentials never reach the server
-            case .forwardedInfo:
-                if !client.trusted { continue }  // replaced below; a browser cannot choose what the server sees
             case .forwardedFor:
                 if client.trusted { forwardedFor = forwardedFor.map { "\($0), \(field.value)" } ?? field.value }
-                continue
             case .cookie:
                 if let kept = CookieHeader.removing(dropCookies, from: field.value) { headers.add(name: "Cookie", value: kept) }
-                continue
-            case .connection, .upgrade, .hopByHop:
-                continue
-            case .other:
-                if !listed.isEmpty, listed.contains(field.name.lowercased()) { continue }
             }
-            headers.add(name: field.name, value: field.value)
         }
         if chunked, !hasLength { headers.add(name: "Transfer-Encoding", value: "chunked") }
-        headers.add(name: JupyterCommand.secretHeader, value: authorization)
-        if let address = client.address {
-            headers.add(name: "X-Forwarded-For", value: forwardedFor.map { "\($0), \(address)" } ?? address)
-            if !client.trusted { headers.add(name: "X-Real-IP", value: address) }
-        }
-        if !client.trusted {
-            headers.add(name: "X-Forwarded-Proto", value: client.scheme)
-            if let authority { headers.add(name: "X-Forwarded-Host", value: authority) }
+        for field in added(client: client, authorization: authorization, host: authority, forwardedFor: forwardedFor) {
+            headers.add(name: field.name, value: field.value)
         }
         return HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: target, headers: headers)
     }
@@ -176,37 +208,5 @@ enum ProxyHeaders {
             }
         }
         return names
-    }
-}
-
-/// `Cookie` request headers (RFC 6265 §4.2): `name=value` pairs separated by `; `.
-enum CookieHeader {
-    /// The value of the first cookie called `name` in `header` (scanned in place: it runs on every
-    /// proxied request).
-    static func value(named name: String, in header: String) -> String? {
-        let bytes = header.utf8
-        let wanted = name.utf8
-        var index = bytes.startIndex
-        while index < bytes.endIndex {
-            while index < bytes.endIndex, bytes[index] == UInt8(ascii: " ") { index = bytes.index(after: index) }
-            let pairEnd = bytes[index...].firstIndex(of: UInt8(ascii: ";")) ?? bytes.endIndex
-            if let equals = bytes[index..<pairEnd].firstIndex(of: UInt8(ascii: "=")), bytes[index..<equals].elementsEqual(wanted) {
-                return String(header[bytes.index(after: equals)..<pairEnd])
-            }
-            index = pairEnd == bytes.endIndex ? pairEnd : bytes.index(after: pairEnd)
-        }
-        return nil
-    }
-
-    /// `header` without the cookies in `names`; `nil` when nothing is left.
-    static func removing(_ names: Set<String>, from header: String) -> String? {
-        guard !names.isEmpty else { return header }
-        var kept = [Substring]()
-        for pair in header.split(separator: ";") {
-            let trimmed = pair.drop { $0 == " " }
-            let name = trimmed.firstIndex(of: "=").map { trimmed[..<$0] } ?? trimmed
-            if !names.contains(String(name)) { kept.append(trimmed) }
-        }
-        return kept.isEmpty ? nil : kept.joined(separator: "; ")
     }
 }

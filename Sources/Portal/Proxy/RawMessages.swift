@@ -51,15 +51,10 @@ struct RawRequest {
 
     /// Where the value of the first cookie called `name` in the `Cookie` fields is in `bytes`.
     func cookie(_ bytes: UnsafeRawBufferPointer, named name: String) -> Range<Int>? {
-        var wanted = name
-        return wanted.withUTF8 { wanted in
-            for field in head.fields where field.kind == .cookie {
-                for (pairName, pairValue) in CookiePairs(bytes: bytes, range: field.value) where pairName.count == wanted.count {
-                    if UnsafeRawBufferPointer(rebasing: bytes[pairName]).elementsEqual(UnsafeRawBufferPointer(wanted)) { return pairValue }
-                }
-            }
-            return nil
+        for field in head.fields where field.kind == .cookie {
+            if let value = CookiePairs(bytes: bytes, range: field.value).value(named: name) { return value }
         }
+        return nil
     }
 
     /// The head to send to the environment's server: the browser's start line and fields with the
@@ -73,57 +68,34 @@ struct RawRequest {
         var out = allocator.buffer(capacity: head.length + authorization.utf8.count + 176)
         out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[head.startLine.lowerBound..<(target.upperBound + 1)]))
         out.writeStaticString("HTTP/1.1\r\n")
-        var forwardedFor: ByteBuffer?
+        var forwardedFor: String?
         var host: Range<Int>?
         for field in head.fields {
-            switch field.kind {
+            switch ProxyHeaders.RequestFieldRule(field.kind, trusted: client.trusted) {
+            case .copy:
+                if framed.lists(bytes, field.name) { continue }
             case .host:
                 if host == nil { host = field.value }
-            case .contentLength, .other:
-                if framed.lists(bytes, field.name) { continue }
-            case .forwardedInfo:
-                if !client.trusted { continue }
+            case .drop, .transferEncoding:
+                continue
             case .forwardedFor:
                 if client.trusted {
-                    if forwardedFor == nil { forwardedFor = allocator.buffer(capacity: 64) } else { forwardedFor?.writeStaticString(", ") }
-                    forwardedFor?.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[field.value]))
+                    let value = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.value]), as: UTF8.self)
+                    forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
                 }
                 continue
             case .cookie:
                 writeCookie(bytes, field.value, dropping: dropCookies, to: &out)
                 continue
-            case .transferEncoding, .expect, .authorization, .serverSecret, .connection, .upgrade, .hopByHop:
-                continue
             }
             out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[field.line]))
         }
-        out.writeString(JupyterCommand.secretHeader)
-        out.writeStaticString(": ")
-        out.writeString(authorization)
-        out.writeStaticString("\r\n")
-        if let address = client.address {
-            out.writeStaticString("X-Forwarded-For: ")
-            if var forwardedFor {
-                out.writeBuffer(&forwardedFor)
-                out.writeStaticString(", ")
-            }
-            out.writeString(address)
+        let hostValue = client.trusted ? nil : host.map { String(decoding: UnsafeRawBufferPointer(rebasing: bytes[$0]), as: UTF8.self) }
+        for field in ProxyHeaders.added(client: client, authorization: authorization, host: hostValue, forwardedFor: forwardedFor) {
+            out.writeString(field.name)
+            out.writeStaticString(": ")
+            out.writeString(field.value)
             out.writeStaticString("\r\n")
-            if !client.trusted {
-                out.writeStaticString("X-Real-IP: ")
-                out.writeString(address)
-                out.writeStaticString("\r\n")
-            }
-        }
-        if !client.trusted {
-            out.writeStaticString("X-Forwarded-Proto: ")
-            out.writeString(client.scheme)
-            out.writeStaticString("\r\n")
-            if let host {
-                out.writeStaticString("X-Forwarded-Host: ")
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[host]))
-                out.writeStaticString("\r\n")
-            }
         }
         out.writeStaticString("\r\n")
         return out
@@ -132,43 +104,12 @@ struct RawRequest {
     /// A `Cookie` field without the pairs named in `dropping`; nothing when no pair is left.
     private func writeCookie(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>, dropping: Set<String>, to out: inout ByteBuffer) {
         var wrote = false
-        for (name, pairValue) in CookiePairs(bytes: bytes, range: value) {
-            let pairName = UnsafeRawBufferPointer(rebasing: bytes[name])
-            if dropping.contains(where: { $0.utf8.elementsEqual(pairName) }) { continue }
+        for pair in CookiePairs(bytes: bytes, range: value).kept(dropping: dropping) {
             out.writeStaticString(wrote ? "; " : "Cookie: ")
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[name.lowerBound..<pairValue.upperBound]))
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[pair]))
             wrote = true
         }
         if wrote { out.writeStaticString("\r\n") }
-    }
-}
-
-/// The `name=value` pairs of a `Cookie` value (RFC 6265 §4.2.1), as byte ranges; a pair without
-/// `=` is a name with an empty value.
-struct CookiePairs: Sequence, IteratorProtocol {
-    let bytes: UnsafeRawBufferPointer
-    let range: Range<Int>
-    private var index: Int
-
-    init(bytes: UnsafeRawBufferPointer, range: Range<Int>) {
-        self.bytes = bytes
-        self.range = range
-        self.index = range.lowerBound
-    }
-
-    mutating func next() -> (name: Range<Int>, value: Range<Int>)? {
-        while index < range.upperBound {
-            while index < range.upperBound, bytes[index] == UInt8(ascii: " ") { index += 1 }
-            let start = index
-            while index < range.upperBound, bytes[index] != UInt8(ascii: ";") { index += 1 }
-            var end = index
-            index += 1
-            while end > start, bytes[end - 1] == UInt8(ascii: " ") { end -= 1 }
-            guard end > start else { continue }
-            let equals = (start..<end).first { bytes[$0] == UInt8(ascii: "=") } ?? end
-            return (start..<equals, Swift.min(equals + 1, end)..<end)
-        }
-        return nil
     }
 }
 
