@@ -151,3 +151,36 @@ struct RouteTableTests {
         #expect(Set(seen).count == seen.count)
     }
 }
+
+/// The one access decision every proxy path takes, case by case.
+@Suite("Proxy access decision")
+struct ProxyAccessTests {
+    static let session = SessionCache.Entry(userID: 7, userSlug: "owner", role: "learner", validUntil: .now + .seconds(60))
+
+    static func route(user: Int64 = 7, state: String = "ready", upstream: UpstreamAddress? = .tcp(host: "127.0.0.1", port: 1)) -> ProxyRoute {
+        ProxyRoute(environmentID: 1, userID: user, courseID: 2, basePath: "/user/owner/c/", state: state, upstream: upstream, token: "t", lastActivity: 0)
+    }
+
+    static func refusal(_ decision: ProxyAccess.Decision) -> EnvironmentProxy.Refusal? {
+        if case .refuse(let refusal) = decision { return refusal }
+        return nil
+    }
+
+    @Test func everyPathDecidesTheSame() {
+        let owner = ProxyAccess.pathOwner("/user/owner/c/lab")
+        #expect(owner == "owner")
+        if case .allow(let route, let address) = ProxyAccess.decide(originAllowed: true, session: Self.session, route: Self.route(), pathOwner: owner) {
+            #expect(route.userID == 7 && address == .tcp(host: "127.0.0.1", port: 1))
+        } else {
+            Issue.record("the owner's serving environment is refused")
+        }
+        // The origin first: another site learns nothing about sessions or environments.
+        #expect(Self.refusal(ProxyAccess.decide(originAllowed: false, session: nil, route: nil, pathOwner: owner)) == .crossOrigin)
+        #expect(Self.refusal(ProxyAccess.decide(originAllowed: true, session: nil, route: Self.route(), pathOwner: owner)) == .noSession)
+        #expect(Self.refusal(ProxyAccess.decide(originAllowed: true, session: Self.session, route: nil, pathOwner: owner)) == .notRunning)
+        #expect(Self.refusal(ProxyAccess.decide(originAllowed: true, session: Self.session, route: nil, pathOwner: "someone")) == .forbidden)
+        #expect(Self.refusal(ProxyAccess.decide(originAllowed: true, session: Self.session, route: Self.route(user: 8), pathOwner: owner)) == .forbidden)
+        #expect(Self.refusal(ProxyAccess.decide(originAllowed: true, session: Self.session, route: Self.route(state: "starting"), pathOwner: owner)) == .starting)
+        #expect(Self.refusal(ProxyAccess.decide(originAllowed: true, session: Self.session, route: Self.route(upstream: nil), pathOwner: owner)) == .starting)
+    }
+}

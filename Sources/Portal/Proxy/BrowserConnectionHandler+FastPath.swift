@@ -37,17 +37,18 @@ extension BrowserConnectionHandler {
             guard proxy.isEnvironmentOrigin(authority: request.value(raw, of: .host), forwardedHost: forwardedHost, peer: client.address) else { return nil }
         }
         let method = UnsafeRawBufferPointer(rebasing: raw[request.method])
+        var originAllowed = true
         if !OriginPolicy.isSafe(method: method) {
-            // The router refuses it with the page, the problem document and the log line.
             let origin = OriginPolicy.Claims(origin: request.value(raw, of: .other, named: "origin"), fetchSite: request.value(raw, of: .other, named: "sec-fetch-site"))
-            guard OriginPolicy.allows(origin, expected: proxy.expectedOrigin(forwardedProto: forwardedProto, forwardedHost: forwardedHost, peer: client.address)) else {
-                return nil
-            }
+            originAllowed = OriginPolicy.allows(origin, expected: proxy.expectedOrigin(forwardedProto: forwardedProto, forwardedHost: forwardedHost, peer: client.address))
         }
-        guard let token = request.cookie(raw, named: proxy.cookieName), let session = session(UnsafeRawBufferPointer(rebasing: raw[token])),
-            let route = route(UnsafeRawBufferPointer(rebasing: raw[request.target])), route.isServing, route.userID == session.userID,
-            let address = route.upstream
-        else { return nil }
+        let cached = request.cookie(raw, named: proxy.cookieName).flatMap { self.session(UnsafeRawBufferPointer(rebasing: raw[$0])) }
+        let target = UnsafeRawBufferPointer(rebasing: raw[request.target])
+        // Only what the decision allows with what is in memory; any refusal is the router's to make
+        // again with fresh lookups, and to answer.
+        guard cached != nil, case .allow(let route, let address) = ProxyAccess.decide(
+            originAllowed: originAllowed, session: cached, route: self.route(target), pathOwner: nil
+        ) else { return nil }
         route.touch()
         var client = self.client
         if client.trusted {

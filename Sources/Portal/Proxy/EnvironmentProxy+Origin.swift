@@ -32,24 +32,25 @@ extension EnvironmentProxy {
         return resolver.origin(forwardedProto: forwardedProto, forwardedHost: forwardedHost, forwardedPort: forwardedPort, peer: peer)
     }
 
-    /// Throws ``Refusal/crossOrigin`` (and logs it) when ``OriginPolicy`` refuses a request: one
-    /// that can change something, or an upgrade, from a page of another origin.
-    func checkOrigin(
+    /// Whether ``OriginPolicy`` lets a request through (one that cannot change anything always;
+    /// one that can, or an upgrade, only from the environment's own origin); a refusal is logged.
+    func originAllows(
         method: String, upgrade: Bool, claims: OriginPolicy.Claims, forwardedProto: String?, forwardedHost: String?, forwardedPort: String?, peer: String?,
-        path: String, logger: Logger
-    ) throws(Refusal) {
-        guard upgrade || !OriginPolicy.isSafe(method: method) else { return }
+        path: String, logger: Logger?
+    ) -> Bool {
+        guard upgrade || !OriginPolicy.isSafe(method: method) else { return true }
         let expected = expectedOrigin(forwardedProto: forwardedProto, forwardedHost: forwardedHost, forwardedPort: forwardedPort, peer: peer)
         guard OriginPolicy.allows(claims, expected: expected) else {
-            logger.notice(
+            logger?.notice(
                 "cross-origin request refused",
                 metadata: [
                     "method": "\(method)", "path": "\(ProxyRoute.prefix(of: Substring(path)) ?? "/")", "origin": "\(claims.origin ?? "-")",
                     "sec_fetch_site": "\(claims.fetchSite ?? "-")", "expected": "\(expected)", "peer": "\(peer ?? "-")",
                 ]
             )
-            throw .crossOrigin
+            return false
         }
+        return true
     }
 
     /// `GET /_portal/enter?code=…` on the environment origin: redeems a one-time code from the

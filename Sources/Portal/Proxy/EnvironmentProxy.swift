@@ -104,11 +104,14 @@ struct EnvironmentProxy: Sendable {
     /// The portal's cookies, removed from every forwarded request.
     static let portalCookies: Set<String> = [SessionCookie.name, SessionCookie.environmentName]
 
-    /// The route to forward to, or why not.
-    func authorize(path: Substring, token: String?) async throws -> ProxyRoute {
-        guard let token, let session = try await sessions.session(token: token, scope: scope) else { throw Refusal.noSession }
-        var route = routes.route(forPath: path)
-        if route?.isServing != true, let prefix = ProxyRoute.prefix(of: path) {
+    /// The route and address to forward to, or why not (``ProxyAccess``), looking the session and
+    /// the route up in the database when memory does not have them.
+    func authorize(path: Substring, token: String?, originAllowed: Bool) async throws -> (ProxyRoute, UpstreamAddress) {
+        guard originAllowed else { throw Refusal.crossOrigin }
+        var session: SessionCache.Entry?
+        if let token { session = try await sessions.session(token: token, scope: scope) }
+        var route = session == nil ? nil : routes.route(forPath: path)
+        if session != nil, route?.isServing != true, let prefix = ProxyRoute.prefix(of: path) {
             // Not known here yet (another replica started it a moment ago) or not ready when last heard of.
             let basePath = prefix.hasSuffix("/") ? String(prefix) : prefix + "/"
             if route != nil || !routes.recentlyMissing(basePath) {
@@ -120,27 +123,24 @@ struct EnvironmentProxy: Sendable {
                 }
             }
         }
-        guard let route else {
-            let owner = ProxyRoute.prefix(of: path)?.split(separator: "/").dropFirst().first
-            throw owner.map { String($0) == session.userSlug } == true ? Refusal.notRunning : Refusal.forbidden
+        switch ProxyAccess.decide(originAllowed: true, session: session, route: route, pathOwner: ProxyAccess.pathOwner(path)) {
+        case .allow(let route, let address): return (route, address)
+        case .refuse(let refusal): throw refusal
         }
-        guard route.userID == session.userID else { throw Refusal.forbidden }
-        guard route.isServing else { throw Refusal.starting }
-        return route
     }
 
     /// Forwards an HTTP request (not an upgrade: those never reach the router when allowed).
     func forward(_ request: Request, context: PortalRequestContext) async -> Response {
         let target = request.head.path ?? "/"
         do {
-            try checkOrigin(
+            let originAllowed = originAllows(
                 method: request.method.rawValue, upgrade: request.headers[.upgrade] != nil,
                 claims: OriginPolicy.Claims(origin: request.headers[.origin], fetchSite: request.headers[.secFetchSite]),
                 forwardedProto: request.headers[.xForwardedProto], forwardedHost: request.headers[.xForwardedHost], forwardedPort: request.headers[.xForwardedPort],
                 peer: context.remoteAddress, path: target, logger: context.logger
             )
-            let route = try await authorize(path: Substring(target), token: CookieHeader.value(named: cookieName, in: request.headers[values: .cookie]))
-            guard let address = route.upstream else { throw Refusal.starting }
+            let token = CookieHeader.value(named: cookieName, in: request.headers[values: .cookie])
+            let (route, address) = try await authorize(path: Substring(target), token: token, originAllowed: originAllowed)
             if request.headers[.upgrade] != nil {
                 // An upgrade that reached the router was refused by the upstream or came late on a
                 // kept-alive connection; browsers open WebSockets on fresh connections.

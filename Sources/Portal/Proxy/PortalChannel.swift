@@ -114,7 +114,7 @@ struct SpliceUpgrader: NIOTypedHTTPServerProtocolUpgrader {
             guard upgradeRequest.uri.hasPrefix("/user/") else { throw EnvironmentProxy.Refusal.notRunning }
             let peer = channel.remoteAddress?.ipAddress
             let headers = upgradeRequest.headers
-            try proxy.checkOrigin(
+            let originAllowed = proxy.originAllows(
                 method: "GET", upgrade: true, claims: OriginPolicy.Claims(origin: headers["origin"].first, fetchSite: headers["sec-fetch-site"].first),
                 forwardedProto: headers["x-forwarded-proto"].first, forwardedHost: headers["x-forwarded-host"].first,
                 forwardedPort: headers["x-forwarded-port"].first, peer: peer, path: upgradeRequest.uri, logger: logger
@@ -127,9 +127,8 @@ struct SpliceUpgrader: NIOTypedHTTPServerProtocolUpgrader {
                 guard onEnvironmentOrigin else { throw EnvironmentProxy.Refusal.notRunning }
             }
             let token = CookieHeader.value(named: proxy.cookieName, in: upgradeRequest.headers["cookie"])
-            let route = try await proxy.authorize(path: Substring(upgradeRequest.uri), token: token)
+            let (route, address) = try await proxy.authorize(path: Substring(upgradeRequest.uri), token: token, originAllowed: originAllowed)
             guard let token else { throw EnvironmentProxy.Refusal.noSession }
-            guard let address = route.upstream else { throw EnvironmentProxy.Refusal.starting }
             let client = ProxyHeaders.Client(
                 address: peer, trusted: proxy.resolver.isTrusted(peer), scheme: proxy.scheme(forwardedProto: upgradeRequest.headers["x-forwarded-proto"].first, peer: peer)
             )
