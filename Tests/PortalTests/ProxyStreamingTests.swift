@@ -14,8 +14,8 @@ import Testing
 /// pass as they happen (never buffered to the end), headers are rewritten, uploads stream, and the
 /// upstream is a unix socket (as with the process engine). The environment's server is a small
 /// Python server (Tests/tools/stream_upstream.py) recorded as a ready environment; the portal,
-/// its database and the launch are real.
-@Suite("Proxy streaming and headers", .enabled(if: TestEnvironment.hasEngine && TestEnvironment.hasPython), .serialized)
+/// its database and the launch are real. No engine: the proxy serves what the database knows.
+@Suite("Proxy streaming and headers", .enabled(if: TestEnvironment.hasDatabase && TestEnvironment.hasPython), .serialized)
 struct ProxyStreamingTests {
     static let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
 
@@ -36,7 +36,10 @@ struct ProxyStreamingTests {
     }
 
     static func withStandIn(_ body: @escaping @Sendable (StandIn) async throws -> Void) async throws {
-        try await PortalHarness.withPortal(environments: try ProxyTests.environments()) { client, db in
+        // The profile the record names, and no engine at all.
+        var profilesOnly = PortalConfiguration.EnvironmentsConfiguration()
+        profilesOnly.profilesDirectory = try TestProfiles.directory("stand-in", profiles: ["course": TestProfiles.jupyter(memory: "256MiB")]) + "/profiles"
+        try await PortalHarness.withPortal(environments: profilesOnly) { client, db in
             let port = try #require(client.port)
             let signed = try PortalHarness.sign(params: IndependentSigner.launchParameters(user: "stream-a", context: "OTHER-9"))
             let launch = try await PortalHarness.post(client, body: signed.body)

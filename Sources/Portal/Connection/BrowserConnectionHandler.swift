@@ -45,7 +45,7 @@ final class BrowserConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
         var securityHeaders: SecurityHeaders
     }
 
-    let proxy: EnvironmentProxy?
+    let proxy: EnvironmentProxy
     let settings: Settings
     let logger: Logger
     var context: ChannelHandlerContext?
@@ -90,11 +90,10 @@ final class BrowserConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
     /// and the scheme it used when that does not depend on what a trusted proxy says.
     lazy var client: ProxyHeaders.Client = {
         let address = self.context?.channel.remoteAddress?.ipAddress
-        guard let proxy else { return ProxyHeaders.Client(address: address, trusted: false, scheme: "http") }
         return ProxyHeaders.Client(address: address, trusted: proxy.resolver.isTrusted(address), scheme: proxy.scheme(forwardedProto: nil, peer: address))
     }()
 
-    init(proxy: EnvironmentProxy?, settings: Settings, logger: Logger) {
+    init(proxy: EnvironmentProxy, settings: Settings, logger: Logger) {
         self.proxy = proxy
         self.settings = settings
         self.logger = logger
@@ -114,7 +113,7 @@ final class BrowserConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
         timer = nil
         if let connection = kept {
             kept = nil
-            proxy?.pool.checkIn(connection)
+            proxy.pool.checkIn(connection)
         }
     }
 
@@ -252,7 +251,7 @@ final class BrowserConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
                 return .refused(problem)
             case .success(let (head, request)):
                 let upgrade = request.framed.upgrade
-                if upgrade, proxy != nil, !handedToNIO, request.isWebSocketUpgrade(raw) { return .upgrade }
+                if upgrade, !handedToNIO, request.isWebSocketUpgrade(raw) { return .upgrade }
                 let next: Mode
                 switch request.framed.framing {
                 case .length(let count): next = .handingBody(remaining: count)

@@ -18,7 +18,7 @@ enum PortalApplication {
         var pages: Pages
         var resolver: LaunchURLResolver
         var environments: EnvironmentsRuntime?
-        var proxy: EnvironmentProxy?
+        var proxy: EnvironmentProxy
         var handover: HomeController.Handover
         /// The security headers of portal pages, and the frame rule proxied responses share.
         var securityHeaders: SecurityHeaders
@@ -32,16 +32,16 @@ enum PortalApplication {
         let pages = try await Pages.load(from: templates)
         let resolver = LaunchURLResolver(publicURL: configuration.publicURL, trustedProxies: configuration.trustedProxies)
         let securityHeaders = SecurityHeaders(security: configuration.security, styleSources: pages.styleSources)
-        let proxy = environments.map { _ in
-            let routes = RouteTable()
-            return EnvironmentProxy(
-                routes: routes,
-                listener: RouteListener(client: client, store: RouteStore(client: client, box: box), table: routes, logger: Logger(label: "portal.proxy")),
-                sessions: SessionCache(client: client, ttl: configuration.proxy.sessionCacheLifetime), pool: UpstreamPool(), pages: pages,
-                resolver: resolver, handovers: HandoverStore(client: client), environmentsURL: configuration.proxy.environmentsURL,
-                sessionLifetime: configuration.sessionLifetime, securityHeaders: securityHeaders
-            )
-        }
+        // The proxy serves whatever environments the database knows, whether or not this portal runs
+        // an engine itself (a replica that only proxies, or a test with a stand-in server).
+        let routes = RouteTable()
+        let proxy = EnvironmentProxy(
+            routes: routes,
+            listener: RouteListener(client: client, store: RouteStore(client: client, box: box), table: routes, logger: Logger(label: "portal.proxy")),
+            sessions: SessionCache(client: client, ttl: configuration.proxy.sessionCacheLifetime), pool: UpstreamPool(), pages: pages,
+            resolver: resolver, handovers: HandoverStore(client: client), environmentsURL: configuration.proxy.environmentsURL,
+            sessionLifetime: configuration.sessionLifetime, securityHeaders: securityHeaders
+        )
         return Parts(
             validator: LaunchValidator(consumers: consumers, nonces: PostgresNonceStore(client: client), timestampWindow: TimeInterval(window)),
             launches: LaunchStore(client: client, sessionLifetime: configuration.sessionLifetime, refusalLimits: configuration.refusalLimits),
@@ -122,7 +122,7 @@ enum PortalApplication {
         services.append(database.client)
         services.append(PurgeService(client: database.client, interval: configuration.noncePurgeInterval, logger: logger))
         services.append(contentsOf: environments?.services ?? [])
-        if let proxy = parts.proxy, let environments { services.append(contentsOf: proxy.services(configuration.proxy, environments: environments)) }
+        services.append(contentsOf: parts.proxy.services(configuration.proxy, environments: environments))
         return Application(
             responder: PortalResponder(proxy: parts.proxy, next: router(configuration, parts: parts, client: database.client).buildResponder()),
             server: HTTPServerBuilder { responder in

@@ -30,7 +30,7 @@ extension BrowserConnectionHandler {
 
     /// The exchange for a request the fast path takes, or `nil` to leave it to the router.
     func exchange(for request: RawRequest, _ raw: UnsafeRawBufferPointer, context: ChannelHandlerContext) -> Exchange? {
-        guard let proxy, request.http11, request.framed.framing == .none, request.targetHasPrefix(raw, "/user/") else { return nil }
+        guard request.http11, request.framed.framing == .none, request.targetHasPrefix(raw, "/user/") else { return nil }
         let forwardedHost = client.trusted ? request.value(raw, of: .forwardedInfo, named: "x-forwarded-host") : nil
         let forwardedProto = client.trusted ? request.value(raw, of: .forwardedInfo, named: "x-forwarded-proto") : nil
         if proxy.environmentsURL != nil {
@@ -63,7 +63,6 @@ extension BrowserConnectionHandler {
     /// The session of a cookie token if it is cached: the one this connection's last request had
     /// while it is fresh, else the shared cache's (which the router fills).
     private func session(_ token: UnsafeRawBufferPointer) -> SessionCache.Entry? {
-        guard let proxy else { return nil }
         if let last = lastSession, last.token.withUnsafeBytes({ RawHTTP.same($0, token) }), last.entry.validUntil > .now { return last.entry }
         let found = proxy.sessions.cached(token: String(decoding: token, as: UTF8.self), scope: proxy.scope)
         lastSession = found.map { (Array(token), $0) }
@@ -73,7 +72,6 @@ extension BrowserConnectionHandler {
     /// The route for a request target: the one this connection's last request had while the route
     /// table has not changed, else the table's.
     private func route(_ target: UnsafeRawBufferPointer) -> ProxyRoute? {
-        guard let proxy else { return nil }
         let version = proxy.routes.version  // before the lookup: a change after it makes the memo stale
         if let last = lastRoute, last.version == version, target.count >= last.prefix.count,
             last.prefix.withUnsafeBytes({ RawHTTP.same($0, UnsafeRawBufferPointer(rebasing: target[..<$0.count])) })
@@ -87,7 +85,6 @@ extension BrowserConnectionHandler {
 
     /// Sends the exchange's request on the kept connection, an idle pooled one, or a new one.
     func startExchange(_ found: Exchange, context: ChannelHandlerContext) {
-        guard let proxy else { return }
         exchange = found
         if let connection = kept, connection.address == found.address, connection.channel.isActive, connection.handlerOnLoop.isIdle {
             begin(on: connection)
@@ -99,7 +96,7 @@ extension BrowserConnectionHandler {
     }
 
     private func connect(context: ChannelHandlerContext) {
-        guard let proxy, let current = exchange else { return }
+        guard let current = exchange else { return }
         current.freshConnections += 1
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         proxy.pool.connect(RawUpstreamConnection.self, to: current.address, on: context.eventLoop).whenComplete { result in
@@ -116,7 +113,7 @@ extension BrowserConnectionHandler {
             return
         }
         current.connection = connection
-        if let other = kept, other !== connection { proxy?.pool.checkIn(other) }
+        if let other = kept, other !== connection { proxy.pool.checkIn(other) }
         kept = nil
         let keepAlive = current.keepAlive && !quiescing && !inputEnded
         connection.handlerOnLoop.send(current.upstreamRequest, isHEAD: current.isHEAD, browserKeepAlive: keepAlive, sink: self)

@@ -245,11 +245,11 @@ struct EnvironmentProxy: Sendable {
 /// environments and the hand-over into them, and nothing else; the portal's origin serves no
 /// environment content.
 struct PortalResponder<Next: HTTPResponder>: HTTPResponder where Next.Context == PortalRequestContext {
-    let proxy: EnvironmentProxy?
+    let proxy: EnvironmentProxy
     let next: Next
 
     func respond(to request: Request, context: PortalRequestContext) async throws -> Response {
-        guard let proxy, let path = request.head.path else { return try await next.respond(to: request, context: context) }
+        guard let path = request.head.path else { return try await next.respond(to: request, context: context) }
         if proxy.isEnvironmentOrigin(request, context) {
             if path.hasPrefix("/user/") { return await proxy.forward(request, context: context) }
             if path.hasPrefix(EnvironmentProxy.enterPath) { return await proxy.enter(request, context: context) }

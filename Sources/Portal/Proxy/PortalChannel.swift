@@ -33,17 +33,17 @@ struct PortalChannel: ServerChildChannel, HTTPChannelHandler {
     }
 
     let responder: HTTPChannelHandler.Responder
-    let proxy: EnvironmentProxy?
+    let proxy: EnvironmentProxy
     /// How every connection is limited and what it answers itself.
     let connection: BrowserConnectionHandler.Settings
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
-            let splice = proxy.map { SpliceUpgrader(proxy: $0, logger: logger) }
+            let splice = SpliceUpgrader(proxy: proxy, logger: logger)
             // Every request is read here before NIO's HTTP parser sees it.
             let front = NIOLoopBound(BrowserConnectionHandler(proxy: proxy, settings: connection, logger: logger), eventLoop: channel.eventLoop)
             try channel.pipeline.syncOperations.addHandler(front.value)
-            let upgrade = NIOTypedHTTPServerUpgradeConfiguration<UpgradeResult>(upgraders: splice.map { [$0] } ?? []) { channel in
+            let upgrade = NIOTypedHTTPServerUpgradeConfiguration<UpgradeResult>(upgraders: [splice]) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
                     try channel.pipeline.syncOperations.addHandler(RouterResponseObserver(connection: front.value))
@@ -51,7 +51,7 @@ struct PortalChannel: ServerChildChannel, HTTPChannelHandler {
                     let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                         wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true)
                     )
-                    if let refused = splice?.pending.refusal() { return .refused(http, refused) }
+                    if let refused = splice.pending.refusal() { return .refused(http, refused) }
                     return .notUpgraded(http)
                 }
             }

@@ -2,14 +2,19 @@ import Logging
 import ServiceLifecycle
 
 extension EnvironmentProxy {
-    /// What runs beside the proxy: route updates, activity records, the idle culler, and closing
-    /// upstream connections at shutdown.
-    func services(_ configuration: PortalConfiguration.ProxyConfiguration, environments: EnvironmentsRuntime) -> [any Service] {
-        [
+    /// What runs beside the proxy: route updates, activity records, closing upstream connections at
+    /// shutdown, and — when this portal runs environments — the idle culler.
+    func services(_ configuration: PortalConfiguration.ProxyConfiguration, environments: EnvironmentsRuntime?) -> [any Service] {
+        var services: [any Service] = [
             listener, UpstreamPoolService(pool: pool),
             ActivityService(routes: routes, store: listener.store, interval: configuration.activityInterval, logger: listener.logger),
-            IdleCuller(store: listener.store, lifecycle: environments.lifecycle, http: environments.http, interval: configuration.cullInterval, logger: listener.logger),
         ]
+        if let environments {
+            services.append(
+                IdleCuller(store: listener.store, lifecycle: environments.lifecycle, http: environments.http, interval: configuration.cullInterval, logger: listener.logger)
+            )
+        }
+        return services
     }
 }
 
