@@ -169,7 +169,9 @@ struct RawProxyTests {
 
     /// A browser connection as the upstream handler sees it.
     final class Recorder: RawUpstreamSink {
-        let responsePolicy = RawProxyTests.policy
+        func browserHead(for response: RawResponse, _ bytes: UnsafeRawBufferPointer, closing: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+            response.browserHead(bytes, closing: closing, policy: RawProxyTests.policy, allocator: allocator)
+        }
         var written = ""
         var ended: Bool?
         var failed: (any Error, Bool)?

@@ -82,6 +82,12 @@ extension PythonTool {
             return try String(contentsOf: directory.appendingPathComponent("out.txt"), encoding: .utf8)
         }
 
+        /// Ends the tool now (what it printed is not wanted).
+        public func stop() {
+            if process.isRunning { process.terminate() }
+            process.waitUntilExit()
+        }
+
         var errors: String { (try? String(contentsOf: directory.appendingPathComponent("err.txt"), encoding: .utf8)) ?? "" }
 
         deinit {

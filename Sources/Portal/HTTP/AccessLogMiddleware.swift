@@ -12,13 +12,11 @@ struct AccessLogMiddleware: RouterMiddleware {
         var status = 500
         defer {
             if context.logger.logLevel <= .info {
-                let elapsed = ContinuousClock.now - start
-                let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
                 context.logger.info(
                     "request",
                     metadata: [
                         "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "status": "\(status)",
-                        "ms": "\((milliseconds * 10).rounded() / 10)", "peer": "\(context.remoteAddress ?? "-")",
+                        "ms": "\(AccessLog.milliseconds(ContinuousClock.now - start))", "peer": "\(context.remoteAddress ?? "-")",
                     ]
                 )
             }

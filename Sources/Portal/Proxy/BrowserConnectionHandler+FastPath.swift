@@ -1,3 +1,4 @@
+import Hummingbird
 import Logging
 import NIOCore
 
@@ -19,12 +20,18 @@ extension BrowserConnectionHandler {
         var connection: RawUpstreamConnection?
         var responseStarted = false
         var freshConnections = 0
+        /// For the response's `X-Request-Id` and the access log.
+        let requestID = RequestID().description
+        /// What the access log says of it, when it is written at all.
+        let logged: (method: String, target: Substring, start: NIODeadline)?
+        var status = 0
 
-        init(upstreamRequest: ByteBuffer, address: UpstreamAddress, isHEAD: Bool, keepAlive: Bool) {
+        init(upstreamRequest: ByteBuffer, address: UpstreamAddress, isHEAD: Bool, keepAlive: Bool, logged: (method: String, target: Substring, start: NIODeadline)?) {
             self.upstreamRequest = upstreamRequest
             self.address = address
             self.isHEAD = isHEAD
             self.keepAlive = keepAlive
+            self.logged = logged
         }
     }
 
@@ -57,7 +64,9 @@ extension BrowserConnectionHandler {
         let upstreamRequest = request.upstreamHead(
             raw, client: client, authorization: route.authorization, dropCookies: EnvironmentProxy.portalCookies, allocator: allocator
         )
-        return Exchange(upstreamRequest: upstreamRequest, address: address, isHEAD: request.isHEAD(raw), keepAlive: request.isKeepAlive)
+        let logged = logger.logLevel <= .info
+            ? (String(decoding: method, as: UTF8.self), Substring(String(decoding: target, as: UTF8.self)), NIODeadline.now()) : nil
+        return Exchange(upstreamRequest: upstreamRequest, address: address, isHEAD: request.isHEAD(raw), keepAlive: request.isKeepAlive, logged: logged)
     }
 
     /// The session of a cookie token if it is cached: the one this connection's last request had
@@ -121,7 +130,20 @@ extension BrowserConnectionHandler {
 
     // MARK: Server → browser
 
-    var responsePolicy: ProxyResponsePolicy { ProxyResponsePolicy(securityHeaders: settings.securityHeaders) }
+    func browserHead(for response: RawResponse, _ bytes: UnsafeRawBufferPointer, closing: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+        exchange?.status = response.status
+        let policy = ProxyResponsePolicy(securityHeaders: settings.securityHeaders)
+        return response.browserHead(bytes, closing: closing, policy: policy, requestID: exchange?.requestID, allocator: allocator)
+    }
+
+    /// The access-log line of an exchange that ended.
+    private func log(_ finished: Exchange) {
+        guard let logged = finished.logged else { return }
+        AccessLog.proxied(
+            logger, path: .fast, method: logged.method, target: logged.target, status: finished.status, milliseconds: AccessLog.milliseconds(since: logged.start),
+            peer: client.address, requestID: finished.requestID
+        )
+    }
 
     func upstreamWrite(_ buffer: ByteBuffer) -> Bool {
         guard let context else { return false }
@@ -138,6 +160,7 @@ extension BrowserConnectionHandler {
         guard let context, let current = exchange else { return false }
         exchange = nil
         answeredAny = true
+        log(current)
         if closing || quiescing || inputEnded || !current.keepAlive {
             finish(context: context)
             return false

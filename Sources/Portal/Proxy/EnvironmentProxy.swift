@@ -251,17 +251,29 @@ struct PortalResponder<Next: HTTPResponder>: HTTPResponder where Next.Context ==
     func respond(to request: Request, context: PortalRequestContext) async throws -> Response {
         guard let path = request.head.path else { return try await next.respond(to: request, context: context) }
         if proxy.isEnvironmentOrigin(request, context) {
-            if path.hasPrefix("/user/") { return await proxy.forward(request, context: context) }
+            if path.hasPrefix("/user/") { return await forward(request, context: context) }
             if path.hasPrefix(EnvironmentProxy.enterPath) { return await proxy.enter(request, context: context) }
             return proxy.problem(.notFound, "This address serves course environments only; the portal's pages are on its own address.")
         }
         if path.hasPrefix("/user/") {
-            guard proxy.environmentsURL != nil else { return await proxy.forward(request, context: context) }
+            guard proxy.environmentsURL != nil else { return await forward(request, context: context) }
             // Environments live on their own origin: go there through the portal's hand-over.
             guard Self.wantsPage(request) else { return proxy.problem(.notFound, "Environments are served from their own address.") }
             return proxy.redirect(to: "/home?enter=1")
         }
         return try await next.respond(to: request, context: context)
+    }
+
+    /// A request to an environment through the router, with its request id and access-log line.
+    func forward(_ request: Request, context: PortalRequestContext) async -> Response {
+        let start = ContinuousClock.now
+        var response = await proxy.forward(request, context: context)
+        response.headers[.xRequestID] = context.requestID
+        AccessLog.proxied(
+            context.logger, path: .router, method: request.method.rawValue, target: Substring(request.uri.path), status: response.status.code,
+            milliseconds: AccessLog.milliseconds(ContinuousClock.now - start), peer: context.remoteAddress, requestID: context.requestID
+        )
+        return response
     }
 
     static func wantsPage(_ request: Request) -> Bool {

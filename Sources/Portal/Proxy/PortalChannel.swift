@@ -110,6 +110,7 @@ struct SpliceUpgrader: NIOTypedHTTPServerProtocolUpgrader {
     func buildUpgradeResponse(channel: any Channel, upgradeRequest: HTTPRequestHead, initialResponseHeaders: HTTPHeaders) -> EventLoopFuture<HTTPHeaders> {
         let promise = channel.eventLoop.makePromise(of: HTTPHeaders.self)
         let pending = self.pending
+        let started = NIODeadline.now()
         promise.completeWithTask {
             guard upgradeRequest.uri.hasPrefix("/user/") else { throw EnvironmentProxy.Refusal.notRunning }
             let peer = channel.remoteAddress?.ipAddress
@@ -144,6 +145,12 @@ struct SpliceUpgrader: NIOTypedHTTPServerProtocolUpgrader {
             for name in ["sec-websocket-accept", "sec-websocket-protocol", "sec-websocket-extensions"] {
                 for value in response.headers[name] { answer.add(name: name, value: value) }
             }
+            let requestID = RequestID().description
+            answer.add(name: "X-Request-Id", value: requestID)
+            AccessLog.proxied(
+                logger, path: .splice, method: "GET", target: Substring(upgradeRequest.uri), status: 101, milliseconds: AccessLog.milliseconds(since: started),
+                peer: peer, requestID: requestID
+            )
             return answer
         }
         promise.futureResult.whenFailure { [logger] error in

@@ -141,7 +141,7 @@ struct RawResponse {
     /// The head for the browser: HTTP/1.1, the server's status and end-to-end fields with
     /// ``ProxyResponsePolicy`` applied, framing fields as they came (the body is forwarded
     /// unchanged), and `Connection: close` when the browser's connection ends with this response.
-    func browserHead(_ bytes: UnsafeRawBufferPointer, closing: Bool, policy: ProxyResponsePolicy, allocator: ByteBufferAllocator) -> ByteBuffer {
+    func browserHead(_ bytes: UnsafeRawBufferPointer, closing: Bool, policy: ProxyResponsePolicy, requestID: String? = nil, allocator: ByteBufferAllocator) -> ByteBuffer {
         var out = allocator.buffer(capacity: head.length + 96)
         out.writeStaticString("HTTP/1.1")
         out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[(head.startLine.lowerBound + 8)..<head.startLine.upperBound]))
@@ -166,6 +166,11 @@ struct RawResponse {
             out.writeString(field.name)
             out.writeStaticString(": ")
             out.writeString(field.value)
+            out.writeStaticString("\r\n")
+        }
+        if let requestID {
+            out.writeStaticString("X-Request-Id: ")
+            out.writeString(requestID)
             out.writeStaticString("\r\n")
         }
         if closing { out.writeStaticString("Connection: close\r\n") }

@@ -11,8 +11,10 @@ protocol RawUpstreamSink: AnyObject {
     func upstreamEnd(closing: Bool, reusable: Bool) -> Bool
     /// The exchange failed; `beforeResponse` when nothing was passed to the browser yet.
     func upstreamFailed(_ error: any Error, beforeResponse: Bool)
-    /// What the portal changes in the response's fields.
-    var responsePolicy: ProxyResponsePolicy { get }
+    /// The head the browser gets for the server's `response` (read from `bytes`): the sink knows the
+    /// browser's connection (its request id, what the portal changes in the fields). `closing` when
+    /// the browser's connection ends with this response.
+    func browserHead(for response: RawResponse, _ bytes: UnsafeRawBufferPointer, closing: Bool, allocator: ByteBufferAllocator) -> ByteBuffer
 }
 
 /// The last handler of a fast-path upstream connection (no HTTP codec): sends a request head as
@@ -120,7 +122,7 @@ final class RawUpstreamHandler: ChannelInboundHandler {
                 guard case .complete(let head) = parse, let response = RawResponse(raw, head, toHEAD: toHEAD) else { return (parse, nil, nil) }
                 if response.status < 200 { return (parse, response, nil) }  // 100 Continue, 103 Early Hints: the real head follows
                 closing = closing || response.framed.framing == .untilClose
-                return (parse, response, response.browserHead(raw, closing: closing, policy: sink.responsePolicy, allocator: allocator))
+                return (parse, response, sink.browserHead(for: response, raw, closing: closing, allocator: allocator))
             }
             switch parsed {
             case (.incomplete, _, _):
