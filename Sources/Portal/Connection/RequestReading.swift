@@ -128,6 +128,10 @@ extension RawRequest {
         for offset in (space + 1)..<(versionStart - 1) where bytes[offset] <= 0x20 || bytes[offset] == 0x7F {
             throw .malformed("the target contains \(Self.describe(bytes[offset]))")
         }
+        let method = UnsafeRawBufferPointer(rebasing: bytes[line.lowerBound..<space])
+        if method.elementsEqual("CONNECT".utf8) || method.elementsEqual("PRI".utf8) {
+            throw .malformed("\(String(decoding: method, as: UTF8.self)) is not served here")  // a tunnel, or HTTP/2's preface
+        }
         let http11 = version[7] == UInt8(ascii: "1")
         var hosts = 0
         var transferEncoding = false

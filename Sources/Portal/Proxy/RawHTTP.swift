@@ -186,9 +186,12 @@ enum RawHTTP {
             case .contentLength:
                 // A second Content-Length, even an equal one, is refused (RFC 9112 §6.3 allows it; a
                 // smuggling attempt is likelier than a client that needs it).
-                guard let value = decimal(bytes, field.value), length == nil else { return nil }
+                // Digits only, nothing after them (NIO's parser refuses a trailing tab, for one).
+                guard let value = decimal(bytes, field.value), length == nil, field.value.upperBound == field.line.upperBound - 2 else { return nil }
                 length = value
             case .transferEncoding:
+                // A second field is refused too: parsers disagree on how they combine.
+                guard chunked == nil else { return nil }
                 let tokens = listTokens(bytes, field.value)
                 chunked = tokens.last.map { equalsIgnoringCase(bytes, $0, "chunked") } ?? false
             case .connection:
@@ -234,8 +237,9 @@ struct ChunkedScanner {
         case data(remaining: Int)
         case dataCR
         case dataLF
-        /// After the last chunk: trailer lines, then an empty line. `empty` while the line has no bytes yet.
-        case trailer(empty: Bool)
+        /// After the last chunk: trailer field lines (`name: value`, as in a head), then an empty line.
+        /// `empty` while the line has no bytes yet; `inValue` after its colon.
+        case trailer(empty: Bool, inValue: Bool)
         case trailerLF(empty: Bool)
         case done
     }
@@ -263,8 +267,8 @@ struct ChunkedScanner {
                     guard digits < 15 else { return .invalid }
                     size = (size << 4) | value
                     state = .size(digits: digits + 1)
-                } else if digits > 0, byte == UInt8(ascii: ";") || byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") {
-                    state = .extensions
+                } else if digits > 0, byte == UInt8(ascii: ";") {
+                    state = .extensions  // no white space before it: NIO's parser refuses that
                 } else if digits > 0, byte == UInt8(ascii: "\r") {
                     state = .sizeLF
                 } else {
@@ -274,7 +278,7 @@ struct ChunkedScanner {
                 if byte == UInt8(ascii: "\r") { state = .sizeLF } else if byte == UInt8(ascii: "\n") { return .invalid }
             case .sizeLF:
                 guard byte == UInt8(ascii: "\n") else { return .invalid }
-                state = size == 0 ? .trailer(empty: true) : .data(remaining: size)
+                state = size == 0 ? .trailer(empty: true, inValue: false) : .data(remaining: size)
                 size = 0
             case .data(let remaining):
                 let take = min(remaining, bytes.count - index)
@@ -287,9 +291,18 @@ struct ChunkedScanner {
             case .dataLF:
                 guard byte == UInt8(ascii: "\n") else { return .invalid }
                 state = .size(digits: 0)
-            case .trailer(let empty):
-                if byte == UInt8(ascii: "\r") { state = .trailerLF(empty: empty) } else if byte == UInt8(ascii: "\n") { return .invalid } else {
-                    state = .trailer(empty: false)
+            case .trailer(let empty, let inValue):
+                if byte == UInt8(ascii: "\r") {
+                    guard empty || inValue else { return .invalid }  // a line without a colon
+                    state = .trailerLF(empty: empty)
+                } else if inValue {
+                    guard byte >= 0x20 && byte != 0x7F || byte == UInt8(ascii: "\t") else { return .invalid }
+                } else if byte == UInt8(ascii: ":") {
+                    guard !empty else { return .invalid }  // no name
+                    state = .trailer(empty: false, inValue: true)
+                } else {
+                    guard RawHTTP.isTokenCharacter(byte) else { return .invalid }  // also a folded or bare-LF line
+                    state = .trailer(empty: false, inValue: false)
                 }
             case .trailerLF(let empty):
                 guard byte == UInt8(ascii: "\n") else { return .invalid }
@@ -297,7 +310,7 @@ struct ChunkedScanner {
                     state = .done
                     return .end(index + 1)
                 }
-                state = .trailer(empty: true)
+                state = .trailer(empty: true, inValue: false)
             case .done:
                 return .end(index)
             }
