@@ -6,28 +6,14 @@ import NIOCore
 extension BrowserConnectionHandler {
     // MARK: Deadlines
 
-    /// What the connection waits for now, from its state.
-    var currentWait: ConnectionDeadlines.Wait {
-        if lingering { return .lingering }
-        if quiescing { return .draining }
-        switch mode {
-        case .passthrough: return .unlimited
-        case .handingBody, .handingChunks: return .body(reading: wantsRead)
-        case .requests:
-            if exchange != nil || !routerRequests.isEmpty { return .response }
-            if pending != nil { return .head }
-            return answeredAny ? .nextRequest : .firstRequest
-        }
-    }
-
     /// Brings the deadline up to date with the state, and ends a draining connection that has
     /// nothing left to do.
     func settle(context: ChannelHandlerContext) {
-        if quiescing, !lingering, isIdle {
+        if flow.quiescing, !flow.ending, flow.isIdle {
             close(context: context)  // between requests (what a response said is out): nothing to linger for
             return
         }
-        deadlines.set(currentWait, now: .now())
+        deadlines.set(flow.wait(pending: pending != nil, reading: wantsRead), now: .now())
         guard let deadline = deadlines.deadline else { return }  // a timer still set finds nothing to do
         if timer != nil, let timerAt, timerAt <= deadline { return }
         timer?.cancel()
@@ -67,25 +53,24 @@ extension BrowserConnectionHandler {
             metadata: ["status": "\(problem.status)", "reason": "\(problem.logReason)", "peer": "\(client.address ?? "-")"]
         )
         pending = nil
-        guard isIdle else {
+        guard flow.isIdle else {
             close(context: context)  // a response is under way: the connection can only end
             return
         }
         let wantsPage = request.map { RequestProblemResponse.wantsPage($0) } ?? false
         let response = RequestProblemResponse.make(problem, page: wantsPage, pages: settings.pages, securityHeaders: settings.securityHeaders, allocator: allocator)
         context.write(wrapOutboundOut(.byteBuffer(response)), promise: nil)
-        answeredAny = true
-        finish(context: context)
+        flow.refused()
+        endOutput(context: context)
     }
 
-    /// Ends the connection after what has been written: the browser gets the end of the stream,
-    /// what it still sends is read and dropped (lingering), and the connection closes when the
-    /// browser closes its side or ``ConnectionDeadlines`` says it has lingered long enough.
-    func finish(context: ChannelHandlerContext) {
-        guard !lingering else { return }
-        lingering = true
+    /// Ends the connection after what has been written, once ``RequestFlow`` says it ends: the
+    /// browser gets the end of the stream, what it still sends is read and dropped (lingering), and
+    /// the connection closes when the browser closes its side or ``ConnectionDeadlines`` says it
+    /// has lingered long enough.
+    func endOutput(context: ChannelHandlerContext) {
         pending = nil
-        if inputEnded {
+        if flow.inputEnded {
             flushThenClose(context: context)
             return
         }
@@ -102,7 +87,7 @@ extension BrowserConnectionHandler {
 
     /// Closes at once (after writing out what is queued).
     func close(context: ChannelHandlerContext) {
-        lingering = true
+        _ = flow.close()
         pending = nil
         flushThenClose(context: context)
     }
@@ -117,14 +102,14 @@ extension BrowserConnectionHandler {
     /// parse error it answered): linger like any other ending, so the socket is not left open
     /// while nobody reads it.
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        guard mode == .output, !lingering else {
+        guard mode == .output, !flow.ending else {
             context.close(mode: mode, promise: promise)
             return
         }
-        lingering = true
+        flow.finish()
         pending = nil
         context.close(mode: .output, promise: promise)
-        if inputEnded {
+        if flow.inputEnded {
             context.close(promise: nil)
             return
         }
@@ -136,26 +121,22 @@ extension BrowserConnectionHandler {
     // MARK: Events
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        let after: RequestFlow.After
         switch event {
-        case is ChannelShouldQuiesceEvent:
-            quiescing = true
-            if case .passthrough = mode {
-                context.fireUserInboundEventTriggered(event)  // the splice closes itself
-            } else if !routerRequests.isEmpty {
-                context.fireUserInboundEventTriggered(event)  // Hummingbird ends after its response
-            }
-            settle(context: context)
-        case ChannelEvent.inputClosed:
-            inputEnded = true
-            if lingering || isIdle {
-                close(context: context)
-            } else if case .passthrough = mode {
-                context.fireUserInboundEventTriggered(event)
-            } else if exchange == nil {
-                context.fireUserInboundEventTriggered(event)  // the router's request reads to its end
-            }
-        default:
+        case is ChannelShouldQuiesceEvent: after = flow.quiesce()
+        case ChannelEvent.inputClosed: after = flow.inputClosed()
+        default: after = .passOn
+        }
+        switch after {
+        case .passOn:
             context.fireUserInboundEventTriggered(event)
+            settle(context: context)
+        case .close:
+            close(context: context)
+        case .finish:
+            endOutput(context: context)
+        case .later, .resume:
+            settle(context: context)
         }
     }
 }

@@ -27,16 +27,6 @@ final class BrowserConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
     typealias OutboundIn = IOData
     typealias OutboundOut = IOData
 
-    enum Mode {
-        /// At the start of a request.
-        case requests
-        /// The rest of a request handed to the router: a body of this many bytes, or chunks.
-        case handingBody(remaining: Int)
-        case handingChunks(ChunkedScanner)
-        /// Everything goes to NIO from here on (a WebSocket upgrade).
-        case passthrough
-    }
-
     /// What the connection is told and how it is limited.
     struct Settings {
         var limits: RequestLimits
@@ -50,16 +40,10 @@ final class BrowserConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
     let logger: Logger
     var context: ChannelHandlerContext?
     var allocator = ByteBufferAllocator()
-    var mode = Mode.requests
+    /// Where the connection is in its stream of requests (the protocol's state; the rest here is I/O).
+    var flow = RequestFlow()
     /// Bytes read from the browser and not dispatched yet.
     var pending: ByteBuffer?
-    /// Requests handed to the router whose responses have not ended: whether each keeps the
-    /// connection alive after its response.
-    var routerRequests = CircularBuffer<Bool>(initialCapacity: 4)
-    /// NIO's parser has been handed a request (its upgrader only looks at the first).
-    var handedToNIO = false
-    /// A request has been answered on this connection.
-    var answeredAny = false
     var exchange: Exchange?
     /// The upstream connection of the last exchange, kept for the next request to the same server
     /// (most of a browser connection's requests go to one environment): the pool is the fallback.
@@ -71,12 +55,6 @@ final class BrowserConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
     var reading = false
     /// Bytes went to NIO's parser since the last `channelReadComplete`.
     var handedThisRead = false
-    /// The browser closed its side: no request follows the current one.
-    var inputEnded = false
-    /// Shutdown began: the connection ends after what is in progress, within the drain timeout.
-    var quiescing = false
-    /// The connection is ending: what the browser still sends is read and dropped.
-    var lingering = false
     var deadlines: ConnectionDeadlines
     /// Reads request heads from the pending bytes.
     var headReader: HeadReader
@@ -121,11 +99,11 @@ final class BrowserConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         wantsRead = false
-        if lingering {
+        if flow.ending {
             deadlines.received(now: .now())
             return  // read and dropped
         }
-        if case .passthrough = mode, pending == nil {
+        if case .passthrough = flow.mode, pending == nil {
             handedThisRead = true
             context.fireChannelRead(data)
             return
@@ -144,7 +122,7 @@ final class BrowserConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if case .passthrough = mode, pending == nil, !lingering, !quiescing {
+        if case .passthrough = flow.mode, pending == nil, !flow.ending, !flow.quiescing {
             context.fireChannelReadComplete()  // a spliced WebSocket: nothing to follow or limit
             return
         }
@@ -154,65 +132,35 @@ final class BrowserConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
             handedThisRead = false
             context.fireChannelReadComplete()
         }
-        if lingering { context.read() }  // nobody behind asks any more: keep draining the socket
+        if flow.ending { context.read() }  // nobody behind asks any more: keep draining the socket
         settle(context: context)
     }
 
-    /// Takes the pending bytes as far as they go: forwards a request, hands bytes to NIO, refuses
-    /// one, or waits.
+    /// Takes the pending bytes as far as they go, as ``RequestFlow`` says: hands bytes to NIO,
+    /// reads a head and forwards or hands or refuses its request, or waits.
     func dispatch(context: ChannelHandlerContext) {
         var handed = false
         defer { if handed, !reading { context.fireChannelReadComplete() } }
-        while var bytes = pending, bytes.readableBytes > 0, !lingering {
-            switch mode {
-            case .passthrough:
-                pending = nil
-                hand(bytes, context: context, handed: &handed)
-                return
-            case .handingBody(let remaining):
-                let count = min(remaining, bytes.readableBytes)
+        while var bytes = pending, bytes.readableBytes > 0 {
+            switch bytes.withUnsafeReadableBytes({ flow.next($0) }) {
+            case .hand(let count):
                 hand(bytes.take(count), context: context, handed: &handed)
-                mode = count == remaining ? .requests : .handingBody(remaining: remaining - count)
-            case .handingChunks(var scanner):
-                switch bytes.withUnsafeReadableBytes({ scanner.scan($0) }) {
-                case .more:
-                    hand(bytes.take(bytes.readableBytes), context: context, handed: &handed)
-                    mode = .handingChunks(scanner)
-                case .end(let count):
-                    hand(bytes.take(count), context: context, handed: &handed)
-                    mode = .requests
-                case .invalid:
-                    // The router is reading this body: end the connection, it sees the body cut short.
-                    pending = nil
-                    logger.notice("request refused", metadata: ["reason": "malformed chunked body", "peer": "\(client.address ?? "-")"])
-                    close(context: context)
-                    return
-                }
-            case .requests:
-                guard exchange == nil, routerRequests.isEmpty else { return }
-                switch start(&bytes, context: context) {
-                case .wait:
-                    return
-                case .forwarded:
-                    break
-                case .handed(let head, let next, let keepAlive):
-                    routerRequests.append(keepAlive)
-                    handedToNIO = true
-                    hand(head, context: context, handed: &handed)
-                    mode = next
-                case .upgrade:
-                    handedToNIO = true
-                    mode = .passthrough
-                    continue  // the loop hands everything over
-                case .refused(let problem):
-                    pending = nil
-                    refuse(problem, request: bytes, context: context)
-                    return
-                }
+            case .readHead:
+                guard start(&bytes, context: context, handed: &handed) else { return }  // incomplete, or refused
+            case .hold:
+                return
+            case .invalidBody:
+                // The router is reading this body: end the connection, it sees the body cut short.
+                pending = nil
+                logger.notice("request refused", metadata: ["reason": "malformed chunked body", "peer": "\(client.address ?? "-")"])
+                close(context: context)
+                return
+            case .drop:
+                pending = nil
+                return
             }
             pending = bytes.readableBytes > 0 ? bytes : nil
         }
-        pending = nil
     }
 
     func hand(_ bytes: ByteBuffer, context: ChannelHandlerContext, handed: inout Bool) {
@@ -221,28 +169,17 @@ final class BrowserConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
         handedThisRead = handedThisRead || reading
     }
 
-    enum Start {
-        /// The head is not complete yet.
-        case wait
-        /// Sent upstream by the fast path; the exchange runs.
-        case forwarded
-        /// For the router: the head, what follows it, and whether the connection stays open after.
-        case handed(ByteBuffer, Mode, keepAlive: Bool)
-        /// A WebSocket upgrade for NIO's upgrader: the rest of the connection is NIO's.
-        case upgrade
-        case refused(RequestProblem)
-    }
-
     /// What the head at the start of the pending bytes is.
     private enum Decision {
         case wait
         case refused(RequestProblem)
         case upgrade
-        case request(length: Int, next: Mode, keepAlive: Bool, exchange: Exchange?)
+        case request(length: Int, framing: RawHTTP.Framing, keepAlive: Bool, exchange: Exchange?)
     }
 
-    /// Reads the head at the start of `bytes` and forwards it, or says what else happens to it.
-    private func start(_ bytes: inout ByteBuffer, context: ChannelHandlerContext) -> Start {
+    /// Reads the head at the start of `bytes` and forwards, hands or refuses its request; `false`
+    /// when nothing more can be done with the bytes now (the head is incomplete, or refused).
+    private func start(_ bytes: inout ByteBuffer, context: ChannelHandlerContext, handed: inout Bool) -> Bool {
         let decision = bytes.withUnsafeReadableBytes { raw -> Decision in
             switch headReader.read(raw) {
             case nil:
@@ -251,28 +188,35 @@ final class BrowserConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
                 return .refused(problem)
             case .success(let (head, request)):
                 let upgrade = request.framed.upgrade
-                if upgrade, !handedToNIO, request.isWebSocketUpgrade(raw) { return .upgrade }
-                let next: Mode
-                switch request.framed.framing {
-                case .length(let count): next = .handingBody(remaining: count)
-                case .chunked: next = .handingChunks(ChunkedScanner())
-                case .none, .untilClose: next = .requests
-                }
+                if upgrade, !flow.handedToNIO, request.isWebSocketUpgrade(raw) { return .upgrade }
                 // Any other upgrade is an ordinary request, answered, and then the connection closes.
                 let keepAlive = request.isKeepAlive && !upgrade
-                return .request(length: head.length, next: next, keepAlive: keepAlive, exchange: exchange(for: request, raw, context: context))
+                return .request(length: head.length, framing: request.framed.framing, keepAlive: keepAlive, exchange: exchange(for: request, raw, context: context))
             }
         }
         switch decision {
-        case .wait: return .wait
-        case .refused(let problem): return .refused(problem)
-        case .upgrade: return .upgrade
-        case .request(let length, let next, let keepAlive, let found):
+        case .wait:
+            flow.waitForHead()
+            return false
+        case .refused(let problem):
+            let request = bytes
+            pending = nil
+            refuse(problem, request: request, context: context)
+            return false
+        case .upgrade:
+            flow.upgraded()
+            return true  // the flow hands everything over
+        case .request(let length, let framing, let keepAlive, let found):
             let head = bytes.take(length)
-            guard let found else { return .handed(head, next, keepAlive: keepAlive) }
+            guard let found else {
+                flow.handed(framing: framing, keepAlive: keepAlive)
+                hand(head, context: context, handed: &handed)
+                return true
+            }
             found.request = head
+            flow.forwarded(keepAlive: keepAlive)
             startExchange(found, context: context)
-            return .forwarded
+            return true
         }
     }
 
@@ -280,22 +224,18 @@ final class BrowserConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
 
     /// The router has written the end of a response.
     func routerResponseEnded() {
-        guard let context, let keepAlive = routerRequests.popFirst() else { return }
-        answeredAny = true
-        let bodyUnread = isReadingBody && routerRequests.isEmpty
-        if !keepAlive || bodyUnread || inputEnded && routerRequests.isEmpty {
-            // Answered before its body arrived (a refusal, a form too large), or the last response
-            // of the connection: nothing more is read from it.
-            finish(context: context)
-            return
+        guard let context else { return }
+        switch flow.routerResponseEnded() {
+        case .finish: endOutput(context: context)
+        case .resume: resume(context: context)
+        case .close, .passOn, .later: break
         }
-        if routerRequests.isEmpty { resume(context: context) }
     }
 
     /// Goes on with the requests that waited, then reads again if a read was held back.
     func resume(context: ChannelHandlerContext) {
         if pending != nil { dispatch(context: context) }
-        if readPending, !isHolding {
+        if readPending, !flow.holds(pending: pending != nil) {
             readPending = false
             wantsRead = true
             context.read()
@@ -303,35 +243,15 @@ final class BrowserConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
         settle(context: context)
     }
 
-    /// Bytes are waiting for an exchange or the router: read no more until they are taken.
-    var isHolding: Bool {
-        guard pending != nil, case .requests = mode else { return false }
-        return exchange != nil || !routerRequests.isEmpty
-    }
-
-    /// Nothing is in progress: no request being read, forwarded or answered.
-    var isIdle: Bool {
-        guard case .requests = mode else { return false }
-        return exchange == nil && routerRequests.isEmpty
-    }
-
     func read(context: ChannelHandlerContext) {
-        if isHolding {
+        if flow.holds(pending: pending != nil) {
             readPending = true
             return
         }
         let waitedAlready = wantsRead
         wantsRead = true
         context.read()
-        if !waitedAlready, isReadingBody { settle(context: context) }  // a body's pause starts now
-    }
-
-    /// A request body is being handed to the router.
-    var isReadingBody: Bool {
-        switch mode {
-        case .handingBody, .handingChunks: true
-        case .requests, .passthrough: false
-        }
+        if !waitedAlready, flow.isReadingBody { settle(context: context) }  // a body's pause starts now
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

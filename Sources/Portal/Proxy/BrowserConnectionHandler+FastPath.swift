@@ -124,7 +124,7 @@ extension BrowserConnectionHandler {
         current.connection = connection
         if let other = kept, other !== connection { proxy.pool.checkIn(other) }
         kept = nil
-        let keepAlive = current.keepAlive && !quiescing && !inputEnded
+        let keepAlive = current.keepAlive && !flow.quiescing && !flow.inputEnded
         connection.handlerOnLoop.send(current.upstreamRequest, isHEAD: current.isHEAD, browserKeepAlive: keepAlive, sink: self)
     }
 
@@ -159,10 +159,9 @@ extension BrowserConnectionHandler {
     func upstreamEnd(closing: Bool, reusable: Bool) -> Bool {
         guard let context, let current = exchange else { return false }
         exchange = nil
-        answeredAny = true
         log(current)
-        if closing || quiescing || inputEnded || !current.keepAlive {
-            finish(context: context)
+        if flow.exchangeEnded(closing: closing) == .finish {
+            endOutput(context: context)
             return false
         }
         kept = reusable ? current.connection : nil
@@ -185,8 +184,7 @@ extension BrowserConnectionHandler {
         }
         // The router answers it (it tries once more and shows the right page).
         exchange = nil
-        routerRequests.append(current.keepAlive)
-        handedToNIO = true
+        flow.exchangeHandedToRouter()
         context.fireChannelRead(wrapInboundOut(current.request))
         if reading { handedThisRead = true } else { context.fireChannelReadComplete() }
         resume(context: context)
