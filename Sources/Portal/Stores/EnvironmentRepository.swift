@@ -7,8 +7,9 @@ import PostgresNIO
 
 /// ``EnvironmentStore`` in PostgreSQL. Claims are admitted under one advisory lock (see
 /// `EnvironmentRepository+Admission.swift`), and the partial unique index `environments_one_live`
-/// keeps one live environment per student and course; every state change is checked against the state machine in the
-/// same statement and logged in `environment_events`. Tokens are sealed at rest.
+/// keeps one live environment per student and course (live is `portal_is_live(state)`, Migrations/0007);
+/// every state change is checked against the state machine in the same statement and logged in
+/// `environment_events`. Tokens are sealed at rest.
 struct EnvironmentRepository: EnvironmentStore {
     let client: PostgresClient
     let box: SecretBox
@@ -58,7 +59,7 @@ struct EnvironmentRepository: EnvironmentStore {
 
     func live(engine: String) async throws -> [EnvironmentRecord] {
         try await records(
-            "WHERE e.engine = \(engine) AND e.state IN ('requested', 'starting', 'ready', 'stopping')"
+            "WHERE e.engine = \(engine) AND portal_is_live(e.state)"
         )
     }
 
@@ -92,7 +93,7 @@ struct EnvironmentRepository: EnvironmentStore {
             result.append(
                 EnvironmentRecord(
                     id: id, userSlug: userSlug, courseSlug: courseSlug, profile: profile, profileVersion: version, engine: engine,
-                    state: EnvironmentState(rawValue: state) ?? .failed, message: message, containerID: containerID, containerName: containerName,
+                    state: try EnvironmentState.stored(state, table: "environments", column: "state"), message: message, containerID: containerID, containerName: containerName,
                     upstream: upstream, token: try box.open(Data(buffer: sealed)), homeVolume: homeVolume, basePath: basePath,
                     requestedAt: requestedAt, readyAt: readyAt, gpuIDs: gpuIDs
                 )
