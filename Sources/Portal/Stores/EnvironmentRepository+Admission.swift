@@ -13,7 +13,7 @@ extension EnvironmentRepository {
     /// The live environment of the claim's (student, course), or a new one if admission allows.
     /// Under the admission lock, in one transaction: join a live one; otherwise read the counts,
     /// the hosts' loads and the course's spend, decide, and record the new environment (placed,
-    /// priced, its cost reserved) or the refusal.
+    /// priced, its cost reserved) with its first event, or the refusal.
     func claim(_ claim: EnvironmentClaim) async throws -> (record: EnvironmentRecord, created: Bool) {
         // A double click or a relaunch joins the live environment without waiting for the lock.
         if let live = try await records(
@@ -50,7 +50,6 @@ extension EnvironmentRepository {
             }
         }
         let (id, created) = try outcome.get()
-        if created { try await event(id, .requested, "Waiting to start") }
         guard let record = try await find(id) else {
             throw EnvironmentRepositoryError(description: "the environment for user \(claim.userID) in course \(claim.courseID) could not be claimed")
         }
@@ -137,6 +136,7 @@ extension EnvironmentRepository {
         return snapshot
     }
 
+    /// Records the admitted environment, `requested`, and its first event, in one statement.
     private func insert(_ claim: EnvironmentClaim, _ admitted: Admitted, sealed: ByteBuffer, on connection: PostgresConnection) async throws -> Int64 {
         let prefix = String(installationID.prefix(8))
         let profile = claim.profile
@@ -144,19 +144,23 @@ extension EnvironmentRepository {
         let cpu = Decimal(string: String(profile.cpu)) ?? Decimal(profile.cpu)
         let rows = try await connection.query(
             """
-            INSERT INTO environments (user_id, course_id, profile_slug, profile_version, engine, state, message, container_name,
-                                      token_sealed, home_volume, base_path, cpu, memory_bytes, gpus, gpu_ids, max_lifetime_seconds,
-                                      rate_card, currency, rate_cpu_core_hour, rate_memory_gib_hour, rate_gpu_hour, hourly_cost, reserved_cost)
-            SELECT \(claim.userID), \(claim.courseID), \(profile.slug), \(claim.profileVersion), \(admitted.host), \(EnvironmentState.requested.rawValue),
-                   'Waiting to start', 'portal-' || \(prefix) || '-' || c.slug || '-' || u.slug || '-' || substr(md5(random()::text), 1, 6),
-                   \(sealed),
-                   CASE WHEN \(profile.persistence == .persistent) THEN 'portal-home-' || c.slug || '-' || u.slug
-                        ELSE 'portal-tmp-' || c.slug || '-' || u.slug || '-' || substr(md5(random()::text), 1, 6) END,
-                   '/user/' || u.slug || '/' || c.slug || '/',
-                   \(cpu), \(profile.memoryBytes), \(profile.gpus), \(admitted.gpuIDs), \(profile.maxLifetimeSeconds),
-                   \(card?.name), \(card?.currency), \(card?.cpuCoreHour), \(card?.memoryGiBHour), \(card?.gpuHour), \(admitted.hourlyCost), \(admitted.reservation)
-            FROM users u, courses c WHERE u.id = \(claim.userID) AND c.id = \(claim.courseID)
-            RETURNING id
+            WITH created AS (
+                INSERT INTO environments (user_id, course_id, profile_slug, profile_version, engine, state, message, container_name,
+                                          token_sealed, home_volume, base_path, cpu, memory_bytes, gpus, gpu_ids, max_lifetime_seconds,
+                                          rate_card, currency, rate_cpu_core_hour, rate_memory_gib_hour, rate_gpu_hour, hourly_cost, reserved_cost)
+                SELECT \(claim.userID), \(claim.courseID), \(profile.slug), \(claim.profileVersion), \(admitted.host), \(EnvironmentState.requested.rawValue),
+                       'Waiting to start', 'portal-' || \(prefix) || '-' || c.slug || '-' || u.slug || '-' || substr(md5(random()::text), 1, 6),
+                       \(sealed),
+                       CASE WHEN \(profile.persistence == .persistent) THEN 'portal-home-' || c.slug || '-' || u.slug
+                            ELSE 'portal-tmp-' || c.slug || '-' || u.slug || '-' || substr(md5(random()::text), 1, 6) END,
+                       '/user/' || u.slug || '/' || c.slug || '/',
+                       \(cpu), \(profile.memoryBytes), \(profile.gpus), \(admitted.gpuIDs), \(profile.maxLifetimeSeconds),
+                       \(card?.name), \(card?.currency), \(card?.cpuCoreHour), \(card?.memoryGiBHour), \(card?.gpuHour), \(admitted.hourlyCost), \(admitted.reservation)
+                FROM users u, courses c WHERE u.id = \(claim.userID) AND c.id = \(claim.courseID)
+                RETURNING id, state, message
+            )
+            INSERT INTO environment_events (environment_id, state, message) SELECT id, state, message FROM created
+            RETURNING environment_id
             """,
             logger: logger
         )
