@@ -23,7 +23,7 @@ public struct Roles: Sendable, Equatable {
     }
 
     /// The portal's own coarse role, which decides what a person may do.
-    public enum PortalRole: String, Sendable, Comparable {
+    public enum PortalRole: String, Sendable, Comparable, CaseIterable {
         /// A student of the course.
         case learner
         /// A member of the module team: may see and manage the course's environments.

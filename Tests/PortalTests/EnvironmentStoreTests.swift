@@ -91,4 +91,42 @@ struct EnvironmentStoreTests {
             #expect(created && next.id != record.id)
         }
     }
+
+    /// A state change and its event are one write: when the event cannot be recorded, the state
+    /// does not move either.
+    @Test func aStateChangeIsRecordedWithItsEventOrNotAtAll() async throws {
+        try await migrated { client in
+            let (store, record, _) = try await StoredStateTests.claimed(client)
+            try await client.query("ALTER TABLE environment_events ADD CONSTRAINT test_refuses_starting CHECK (state <> 'starting')")
+            await #expect(throws: PSQLError.self) { try await store.update(record.id, EnvironmentChange(.starting, message: "Starting")) }
+            let after = try #require(try await store.find(record.id))
+            #expect(after.state == .requested && after.message == "Waiting to start")
+            #expect(try await TestDatabase.count(client, "SELECT count(*) FROM environment_events WHERE environment_id = \(record.id)") == 1)
+
+            try await client.query("ALTER TABLE environment_events DROP CONSTRAINT test_refuses_starting")
+            #expect(try await store.update(record.id, EnvironmentChange(.starting, message: "Starting"))?.state == .starting)
+            let events = try await TestDatabase.count(
+                client, "SELECT count(*) FROM environment_events WHERE environment_id = \(record.id) AND state = 'starting' AND message = 'Starting'"
+            )
+            #expect(events == 1)
+        }
+    }
+
+    /// A claim records the new environment and its first event in the same transaction.
+    @Test func aClaimIsRecordedWithItsEventOrNotAtAll() async throws {
+        try await migrated { client in
+            let (store, claim) = try await StoredStateTests.claimable(client)
+            try await client.query("ALTER TABLE environment_events ADD CONSTRAINT test_refuses_requested CHECK (state <> 'requested')")
+            await #expect(throws: PostgresTransactionError.self) { try await store.claim(claim) }
+            #expect(try await TestDatabase.count(client, "SELECT count(*) FROM environments") == 0)
+
+            try await client.query("ALTER TABLE environment_events DROP CONSTRAINT test_refuses_requested")
+            let (record, created) = try await store.claim(claim)
+            #expect(created)
+            let events = try await TestDatabase.count(
+                client, "SELECT count(*) FROM environment_events WHERE environment_id = \(record.id) AND state = 'requested' AND message = 'Waiting to start'"
+            )
+            #expect(events == 1)
+        }
+    }
 }

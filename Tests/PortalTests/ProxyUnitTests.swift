@@ -117,7 +117,7 @@ struct RouteTableTests {
         table.noteMissing("/user/a/b/")
         #expect(table.recentlyMissing("/user/a/b/"))
         let route = ProxyRoute(
-            environmentID: 7, userID: 1, courseID: 2, basePath: "/user/a/b/", state: "ready", upstream: UpstreamAddress("127.0.0.1:9"), token: "t",
+            environmentID: 7, userID: 1, courseID: 2, basePath: "/user/a/b/", state: .ready, upstream: UpstreamAddress("127.0.0.1:9"), token: "t",
             lastActivity: 0
         )
         table.update(environmentID: 7, basePath: "/user/a/b/", route: route)
@@ -136,7 +136,7 @@ struct RouteTableTests {
     @Test func everyChangeMovesTheVersionOn() {
         let table = RouteTable()
         let route = ProxyRoute(
-            environmentID: 7, userID: 1, courseID: 2, basePath: "/user/a/b/", state: "ready", upstream: UpstreamAddress("127.0.0.1:9"), token: "t",
+            environmentID: 7, userID: 1, courseID: 2, basePath: "/user/a/b/", state: .ready, upstream: UpstreamAddress("127.0.0.1:9"), token: "t",
             lastActivity: 0
         )
         var seen = [table.version]

@@ -5,7 +5,7 @@ import Foundation
 /// their health and placement reads it.
 public struct Host: Sendable, Equatable {
     /// How the portal drives the host.
-    public enum Kind: String, Sendable, Codable {
+    public enum Kind: String, Sendable, Codable, CaseIterable {
         /// A Docker Engine API (Docker or Podman) over a unix socket or TCP.
         case docker
         /// The sandboxed local-process engine (only on the portal's own machine).
@@ -13,7 +13,7 @@ public struct Host: Sendable, Equatable {
     }
 
     /// Whether the host answers its engine's API, as last checked.
-    public enum Health: String, Sendable, Codable {
+    public enum Health: String, Sendable, Codable, CaseIterable {
         /// Not checked yet (a new host); placement accepts it.
         case unknown
         case up

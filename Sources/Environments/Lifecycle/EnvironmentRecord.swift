@@ -5,8 +5,16 @@ import Foundation
 public enum EnvironmentState: String, Sendable, Codable, CaseIterable {
     case requested, starting, ready, stopping, stopped, failed
 
-    /// Whether the environment occupies its (student, course) slot.
-    public var isLive: Bool { self == .requested || self == .starting || self == .ready || self == .stopping }
+    /// Whether the environment is live: it occupies its (student, course) slot, counts against the
+    /// caps and its host's room, reserves its cost and has a route in the proxy. The database's
+    /// twin of this rule is `portal_is_live(state)` (Migrations/0007), which every query and the
+    /// partial indexes use; a test checks that the two agree for every state.
+    public var isLive: Bool {
+        switch self {
+        case .requested, .starting, .ready, .stopping: true
+        case .stopped, .failed: false
+        }
+    }
 
     /// Whether `next` may follow this state.
     public func canMove(to next: EnvironmentState) -> Bool {

@@ -44,7 +44,7 @@ struct HomeController: Sendable {
             name: session.displayName, consumer: session.consumerKey, course: course, roleName: Self.roleName(session.role), returnURL: session.returnURL
         )
         var headers: HTTPFields = [:]
-        if let environments, let courseID = session.courseID, session.role != Roles.PortalRole.learner.rawValue {
+        if let environments, let courseID = session.courseID, session.role != .learner {
             page.budgetNotice = try await budgetNotice(environments, session: session, courseID: courseID)
         }
         if let environments, let courseID = session.courseID {
@@ -92,7 +92,7 @@ struct HomeController: Sendable {
                     return pages.admissionRefused(refusal, requestID: context.requestID, returnURL: nil)
                 }
             } else if !retry, record.state.isLive {
-                environments.lifecycle.requestStop(record.id, reason: session.role == "learner" ? .student : .staff)
+                environments.lifecycle.requestStop(record.id, reason: session.role == .learner ? .student : .staff)
             }
         }
         return Response(status: .seeOther, headers: [.location: "home", .cacheControl: "no-store"])
@@ -126,12 +126,12 @@ struct HomeController: Sendable {
         return Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    static func roleName(_ role: String) -> String {
-        switch Roles.PortalRole(rawValue: role) {
+    /// The role as the landing page names it.
+    static func roleName(_ role: Roles.PortalRole) -> String {
+        switch role {
         case .learner: "Student"
         case .courseStaff: "Course staff (module team)"
         case .admin: "Administrator"
-        case nil: role
         }
     }
 }

@@ -1,18 +1,17 @@
+import Environments
 import Foundation
 import Synchronization
 
 /// What the proxy knows about one live environment: whose it is, where its server listens, and the
-/// credentials the portal adds on the student's behalf. Built from `environments` rows.
+/// credentials the portal adds on the student's behalf. Built from `environments` rows; an
+/// environment has a route while its state ``EnvironmentState/isLive``.
 final class ProxyRoute: Sendable {
-    /// The states in which an environment has a route at all.
-    static let liveStates = ["requested", "starting", "ready", "stopping"]
-
     let environmentID: Int64
     let userID: Int64
     let courseID: Int64
     /// `/user/<user slug>/<course slug>/`, the prefix the server is mounted under.
     let basePath: String
-    let state: String
+    let state: EnvironmentState
     let upstream: UpstreamAddress?
     /// The server's secret: the value of `X-Portal-Secret` (``JupyterCommand/secretHeader``), added
     /// to every forwarded request and never shown to the browser. The server's identity provider
@@ -21,7 +20,7 @@ final class ProxyRoute: Sendable {
     /// Seconds since 1970 of the last request or WebSocket traffic seen by this process.
     let lastActivity: Atomic<Int64>
 
-    init(environmentID: Int64, userID: Int64, courseID: Int64, basePath: String, state: String, upstream: UpstreamAddress?, token: String, lastActivity: Int64) {
+    init(environmentID: Int64, userID: Int64, courseID: Int64, basePath: String, state: EnvironmentState, upstream: UpstreamAddress?, token: String, lastActivity: Int64) {
         self.environmentID = environmentID
         self.userID = userID
         self.courseID = courseID
@@ -33,7 +32,7 @@ final class ProxyRoute: Sendable {
     }
 
     /// Whether requests can be forwarded now.
-    var isServing: Bool { state == "ready" && upstream != nil }
+    var isServing: Bool { state == .ready && upstream != nil }
 
     /// Notes activity now; cheap enough for every request (one relaxed atomic store at most once a second).
     func touch(now: Int64 = Int64(Date().timeIntervalSince1970)) {

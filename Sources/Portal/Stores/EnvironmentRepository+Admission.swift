@@ -13,11 +13,11 @@ extension EnvironmentRepository {
     /// The live environment of the claim's (student, course), or a new one if admission allows.
     /// Under the admission lock, in one transaction: join a live one; otherwise read the counts,
     /// the hosts' loads and the course's spend, decide, and record the new environment (placed,
-    /// priced, its cost reserved) or the refusal.
+    /// priced, its cost reserved) with its first event, or the refusal.
     func claim(_ claim: EnvironmentClaim) async throws -> (record: EnvironmentRecord, created: Bool) {
         // A double click or a relaunch joins the live environment without waiting for the lock.
         if let live = try await records(
-            "WHERE e.user_id = \(claim.userID) AND e.course_id = \(claim.courseID) AND e.state IN ('requested', 'starting', 'ready', 'stopping')"
+            "WHERE e.user_id = \(claim.userID) AND e.course_id = \(claim.courseID) AND portal_is_live(e.state)"
         ).first {
             return (live, false)
         }
@@ -50,7 +50,6 @@ extension EnvironmentRepository {
             }
         }
         let (id, created) = try outcome.get()
-        if created { try await event(id, .requested, "Waiting to start") }
         guard let record = try await find(id) else {
             throw EnvironmentRepositoryError(description: "the environment for user \(claim.userID) in course \(claim.courseID) could not be claimed")
         }
@@ -64,20 +63,20 @@ extension EnvironmentRepository {
         _ decision: Result<Admitted, AdmissionRefusal>, snapshot: AdmissionSnapshot, cap: SpendCap, window: DateInterval, courseID: Int64, contextID: String,
         on connection: PostgresConnection, logger: Logger
     ) async throws {
-        let level: String
+        let level: SpendAlertLevel
         let committed: Decimal
         switch decision {
         case .success(let admitted) where snapshot.courseCommitted + admitted.reservation >= cap.amount * cap.warnAt:
-            (level, committed) = ("warning", snapshot.courseCommitted + admitted.reservation)
+            (level, committed) = (.warning, snapshot.courseCommitted + admitted.reservation)
         case .failure(let refusal) where refusal.reason == .spendCap:
-            (level, committed) = ("spent", snapshot.courseCommitted)
+            (level, committed) = (.spent, snapshot.courseCommitted)
         default:
             return
         }
         let rows = try await connection.query(
             """
             INSERT INTO spend_alerts (course_id, period_start, level, committed, amount, currency)
-            VALUES (\(courseID), \(window.start), \(level), \(committed), \(cap.amount), \(cap.currency))
+            VALUES (\(courseID), \(window.start), \(level.rawValue), \(committed), \(cap.amount), \(cap.currency))
             ON CONFLICT DO NOTHING RETURNING level
             """,
             logger: logger
@@ -87,7 +86,7 @@ extension EnvironmentRepository {
                 "course": "\(contextID)", "committed": "\(Money.format(committed, cap.currency))", "budget": "\(Money.format(cap.amount, cap.currency))",
                 "period": "\(cap.describe(window))",
             ]
-            if level == "warning" {
+            if level == .warning {
                 logger.warning("a course has committed most of its compute budget", metadata: metadata)
             } else {
                 logger.error("a course's compute budget is spent: its launches are refused", metadata: metadata)
@@ -98,8 +97,7 @@ extension EnvironmentRepository {
     private static func live(_ claim: EnvironmentClaim, on connection: PostgresConnection, logger: Logger) async throws -> Int64? {
         let rows = try await connection.query(
             """
-            SELECT id FROM environments WHERE user_id = \(claim.userID) AND course_id = \(claim.courseID)
-                AND state IN ('requested', 'starting', 'ready', 'stopping')
+            SELECT id FROM environments WHERE user_id = \(claim.userID) AND course_id = \(claim.courseID) AND portal_is_live(state)
             """,
             logger: logger
         )
@@ -118,7 +116,7 @@ extension EnvironmentRepository {
         let counts = try await connection.query(
             """
             SELECT count(*), count(*) FILTER (WHERE course_id = \(claim.courseID)), count(*) FILTER (WHERE profile_slug = \(claim.profile.slug))
-            FROM environments WHERE state IN ('requested', 'starting', 'ready', 'stopping')
+            FROM environments WHERE portal_is_live(state)
             """,
             logger: logger
         )
@@ -128,7 +126,7 @@ extension EnvironmentRepository {
         if let window {
             let spend = try await connection.query(
                 """
-                SELECT COALESCE(sum(CASE WHEN state IN ('requested', 'starting', 'ready', 'stopping') THEN greatest(reserved_cost, cost) ELSE cost END), 0)
+                SELECT COALESCE(sum(CASE WHEN portal_is_live(state) THEN greatest(reserved_cost, cost) ELSE cost END), 0)
                 FROM usage_sessions WHERE course_id = \(claim.courseID) AND requested_at >= \(window.start) AND requested_at < \(window.end)
                 """,
                 logger: logger
@@ -138,6 +136,7 @@ extension EnvironmentRepository {
         return snapshot
     }
 
+    /// Records the admitted environment, `requested`, and its first event, in one statement.
     private func insert(_ claim: EnvironmentClaim, _ admitted: Admitted, sealed: ByteBuffer, on connection: PostgresConnection) async throws -> Int64 {
         let prefix = String(installationID.prefix(8))
         let profile = claim.profile
@@ -145,19 +144,23 @@ extension EnvironmentRepository {
         let cpu = Decimal(string: String(profile.cpu)) ?? Decimal(profile.cpu)
         let rows = try await connection.query(
             """
-            INSERT INTO environments (user_id, course_id, profile_slug, profile_version, engine, state, message, container_name,
-                                      token_sealed, home_volume, base_path, cpu, memory_bytes, gpus, gpu_ids, max_lifetime_seconds,
-                                      rate_card, currency, rate_cpu_core_hour, rate_memory_gib_hour, rate_gpu_hour, hourly_cost, reserved_cost)
-            SELECT \(claim.userID), \(claim.courseID), \(profile.slug), \(claim.profileVersion), \(admitted.host), 'requested',
-                   'Waiting to start', 'portal-' || \(prefix) || '-' || c.slug || '-' || u.slug || '-' || substr(md5(random()::text), 1, 6),
-                   \(sealed),
-                   CASE WHEN \(profile.persistence.rawValue) = 'persistent' THEN 'portal-home-' || c.slug || '-' || u.slug
-                        ELSE 'portal-tmp-' || c.slug || '-' || u.slug || '-' || substr(md5(random()::text), 1, 6) END,
-                   '/user/' || u.slug || '/' || c.slug || '/',
-                   \(cpu), \(profile.memoryBytes), \(profile.gpus), \(admitted.gpuIDs), \(profile.maxLifetimeSeconds),
-                   \(card?.name), \(card?.currency), \(card?.cpuCoreHour), \(card?.memoryGiBHour), \(card?.gpuHour), \(admitted.hourlyCost), \(admitted.reservation)
-            FROM users u, courses c WHERE u.id = \(claim.userID) AND c.id = \(claim.courseID)
-            RETURNING id
+            WITH created AS (
+                INSERT INTO environments (user_id, course_id, profile_slug, profile_version, engine, state, message, container_name,
+                                          token_sealed, home_volume, base_path, cpu, memory_bytes, gpus, gpu_ids, max_lifetime_seconds,
+                                          rate_card, currency, rate_cpu_core_hour, rate_memory_gib_hour, rate_gpu_hour, hourly_cost, reserved_cost)
+                SELECT \(claim.userID), \(claim.courseID), \(profile.slug), \(claim.profileVersion), \(admitted.host), \(EnvironmentState.requested.rawValue),
+                       'Waiting to start', 'portal-' || \(prefix) || '-' || c.slug || '-' || u.slug || '-' || substr(md5(random()::text), 1, 6),
+                       \(sealed),
+                       CASE WHEN \(profile.persistence == .persistent) THEN 'portal-home-' || c.slug || '-' || u.slug
+                            ELSE 'portal-tmp-' || c.slug || '-' || u.slug || '-' || substr(md5(random()::text), 1, 6) END,
+                       '/user/' || u.slug || '/' || c.slug || '/',
+                       \(cpu), \(profile.memoryBytes), \(profile.gpus), \(admitted.gpuIDs), \(profile.maxLifetimeSeconds),
+                       \(card?.name), \(card?.currency), \(card?.cpuCoreHour), \(card?.memoryGiBHour), \(card?.gpuHour), \(admitted.hourlyCost), \(admitted.reservation)
+                FROM users u, courses c WHERE u.id = \(claim.userID) AND c.id = \(claim.courseID)
+                RETURNING id, state, message
+            )
+            INSERT INTO environment_events (environment_id, state, message) SELECT id, state, message FROM created
+            RETURNING environment_id
             """,
             logger: logger
         )

@@ -7,8 +7,9 @@ import PostgresNIO
 
 /// ``EnvironmentStore`` in PostgreSQL. Claims are admitted under one advisory lock (see
 /// `EnvironmentRepository+Admission.swift`), and the partial unique index `environments_one_live`
-/// keeps one live environment per student and course; every state change is checked against the state machine in the
-/// same statement and logged in `environment_events`. Tokens are sealed at rest.
+/// keeps one live environment per student and course (live is `portal_is_live(state)`, Migrations/0007);
+/// every state change is checked against the state machine and logged in `environment_events` in
+/// the same statement. Tokens are sealed at rest.
 struct EnvironmentRepository: EnvironmentStore {
     let client: PostgresClient
     let box: SecretBox
@@ -34,21 +35,25 @@ struct EnvironmentRepository: EnvironmentStore {
         case .stopped: stamp = "stopped_at"
         case .failed: stamp = "failed_at"
         }
+        // The change and its event in one statement: both are written, or neither.
         let rows = try await client.query(
             """
-            UPDATE environments SET state = \(change.state.rawValue), message = COALESCE(\(change.message), message),
-                container_id = COALESCE(\(change.containerID), container_id), upstream = COALESCE(\(change.upstream), upstream),
-                stop_reason = COALESCE(\(change.stopReason?.rawValue), stop_reason),
-                start_ms = COALESCE(\(change.timings?.start), start_ms), portal_ms = COALESCE(\(change.timings?.portal), portal_ms),
-                \(unescaped: stamp) = COALESCE(\(unescaped: stamp), now())
-            WHERE id = \(id) AND state = ANY(\(allowed))
-            RETURNING id
+            WITH moved AS (
+                UPDATE environments SET state = \(change.state.rawValue), message = COALESCE(\(change.message), message),
+                    container_id = COALESCE(\(change.containerID), container_id), upstream = COALESCE(\(change.upstream), upstream),
+                    stop_reason = COALESCE(\(change.stopReason?.rawValue), stop_reason),
+                    start_ms = COALESCE(\(change.timings?.start), start_ms), portal_ms = COALESCE(\(change.timings?.portal), portal_ms),
+                    \(unescaped: stamp) = COALESCE(\(unescaped: stamp), now())
+                WHERE id = \(id) AND state = ANY(\(allowed))
+                RETURNING id, state
+            )
+            INSERT INTO environment_events (environment_id, state, message) SELECT id, state, \(change.message)::text FROM moved
+            RETURNING environment_id
             """
         )
         var updated = false
         for try await _ in rows { updated = true }
         guard updated else { return nil }
-        try await event(id, change.state, change.message)
         return try await find(id)
     }
 
@@ -58,7 +63,7 @@ struct EnvironmentRepository: EnvironmentStore {
 
     func live(engine: String) async throws -> [EnvironmentRecord] {
         try await records(
-            "WHERE e.engine = \(engine) AND e.state IN ('requested', 'starting', 'ready', 'stopping')"
+            "WHERE e.engine = \(engine) AND portal_is_live(e.state)"
         )
     }
 
@@ -92,17 +97,13 @@ struct EnvironmentRepository: EnvironmentStore {
             result.append(
                 EnvironmentRecord(
                     id: id, userSlug: userSlug, courseSlug: courseSlug, profile: profile, profileVersion: version, engine: engine,
-                    state: EnvironmentState(rawValue: state) ?? .failed, message: message, containerID: containerID, containerName: containerName,
+                    state: try EnvironmentState.stored(state, table: "environments", column: "state"), message: message, containerID: containerID, containerName: containerName,
                     upstream: upstream, token: try box.open(Data(buffer: sealed)), homeVolume: homeVolume, basePath: basePath,
                     requestedAt: requestedAt, readyAt: readyAt, gpuIDs: gpuIDs
                 )
             )
         }
         return result
-    }
-
-    func event(_ id: Int64, _ state: EnvironmentState, _ message: String?) async throws {
-        try await client.query("INSERT INTO environment_events (environment_id, state, message) VALUES (\(id), \(state.rawValue), \(message))")
     }
 }
 

@@ -29,6 +29,7 @@ struct HandoverStore: Sendable {
 
     /// Redeems `code`: a new session token of the code's scope (same user, course, role and expiry
     /// as its parent) and the path to go to; `nil` when the code is unknown, used or expired.
+    /// - Throws: ``UnknownStoredValue`` when the code's scope is one this portal does not know.
     func redeem(_ code: String) async throws -> (token: String, scope: SessionCache.Scope, next: String)? {
         let token = SessionToken.generate()
         let codeHash = ByteBuffer(data: SessionToken.hash(code))
@@ -47,7 +48,7 @@ struct HandoverStore: Sendable {
             """
         )
         for try await (scope, next) in rows.decode((String, String).self) {
-            return (token, SessionCache.Scope(rawValue: scope) ?? .portal, next)
+            return (token, try .stored(scope, table: "handover_codes", column: "scope"), next)
         }
         return nil
     }

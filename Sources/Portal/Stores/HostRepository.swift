@@ -4,14 +4,12 @@ import Logging
 import PostgresNIO
 
 /// The pool of hosts in PostgreSQL: declared ones (configuration file or `portal host add`), their
-/// drain flag and health, and what their live environments asked for.
+/// drain flag and health, and what their live environments (`portal_is_live(state)`) asked for.
 struct HostRepository: Sendable {
     /// A host with what its live environments requested.
     typealias Loaded = HostLoad
 
     let client: PostgresClient
-
-    static let liveStates = "('requested', 'starting', 'ready', 'stopping')"
 
     /// The columns ``decode(_:)`` reads, then the load columns, for `hosts h`.
     static let loadQuery = """
@@ -20,8 +18,8 @@ struct HostRepository: Sendable {
                COALESCE(l.cpu, 0)::float8, COALESCE(l.memory_bytes, 0)::bigint, COALESCE(l.gpu_ids, '{}'), COALESCE(l.environments, 0)::bigint
         FROM hosts h LEFT JOIN (
             SELECT engine, sum(cpu) AS cpu, sum(memory_bytes) AS memory_bytes, count(*) AS environments,
-                   (SELECT array_agg(g) FROM environments e2, unnest(e2.gpu_ids) g WHERE e2.engine = e.engine AND e2.state IN \(liveStates)) AS gpu_ids
-            FROM environments e WHERE state IN \(liveStates) GROUP BY engine
+                   (SELECT array_agg(g) FROM environments e2, unnest(e2.gpu_ids) g WHERE e2.engine = e.engine AND portal_is_live(e2.state)) AS gpu_ids
+            FROM environments e WHERE portal_is_live(state) GROUP BY engine
         ) l ON l.engine = h.name
         """
 
@@ -58,14 +56,14 @@ struct HostRepository: Sendable {
         let decoder = JSONDecoder()
         let tls = try columns[4].decode(String?.self).map { try decoder.decode(Host.TLS.self, from: Data($0.utf8)) }
         return Host(
-            name: try columns[0].decode(String.self), kind: Host.Kind(rawValue: try columns[1].decode(String.self)) ?? .docker,
+            name: try columns[0].decode(String.self), kind: try .stored(try columns[1].decode(String.self), table: "hosts", column: "kind"),
             endpoint: try columns[2].decode(String.self), publishAddress: try columns[3].decode(String.self), tls: tls,
             capacity: Capacity(
                 cpu: try columns[5].decode(Double.self), memoryBytes: try columns[6].decode(Int64.self),
                 gpus: try decoder.decode([GPU].self, from: Data(try columns[7].decode(String.self).utf8))
             ),
             labels: try decoder.decode([String: String].self, from: Data(try columns[8].decode(String.self).utf8)),
-            draining: try columns[9].decode(Bool.self), health: Host.Health(rawValue: try columns[10].decode(String.self)) ?? .unknown
+            draining: try columns[9].decode(Bool.self), health: try .stored(try columns[10].decode(String.self), table: "hosts", column: "health")
         )
     }
 
@@ -104,7 +102,7 @@ struct HostRepository: Sendable {
         try await client.query(
             """
             DELETE FROM hosts h WHERE source = 'config' AND NOT (name = ANY(\(names)))
-                AND NOT EXISTS (SELECT 1 FROM environments e WHERE e.engine = h.name AND e.state IN ('requested', 'starting', 'ready', 'stopping'))
+                AND NOT EXISTS (SELECT 1 FROM environments e WHERE e.engine = h.name AND portal_is_live(e.state))
             """
         )
         try await client.query("UPDATE hosts SET draining = true, updated_at = now() WHERE source = 'config' AND NOT (name = ANY(\(names)))")
@@ -129,7 +127,7 @@ struct HostRepository: Sendable {
         try await client.query(
             """
             DELETE FROM hosts h WHERE name = \(name)
-                AND NOT EXISTS (SELECT 1 FROM environments e WHERE e.engine = h.name AND e.state IN ('requested', 'starting', 'ready', 'stopping'))
+                AND NOT EXISTS (SELECT 1 FROM environments e WHERE e.engine = h.name AND portal_is_live(e.state))
             """
         )
     }
@@ -139,14 +137,14 @@ struct HostRepository: Sendable {
     func recordHealth(_ name: String, up: Bool, message: String?) async throws -> Host.Health? {
         let rows = try await client.query(
             """
-            UPDATE hosts h SET health = \(up ? "up" : "down"), health_message = \(message), checked_at = now(),
+            UPDATE hosts h SET health = \((up ? Host.Health.up : .down).rawValue), health_message = \(message), checked_at = now(),
                 down_since = CASE WHEN \(up) THEN NULL ELSE COALESCE(h.down_since, now()) END
             FROM (SELECT name, health FROM hosts WHERE name = \(name) FOR UPDATE) before
             WHERE h.name = before.name
             RETURNING before.health
             """
         )
-        for try await previous in rows.decode(String.self) { return Host.Health(rawValue: previous) }
+        for try await previous in rows.decode(String.self) { return try Host.Health.stored(previous, table: "hosts", column: "health") }
         return nil
     }
 
@@ -157,14 +155,14 @@ struct HostRepository: Sendable {
         let rows = try await client.query(
             """
             WITH lost AS (
-                UPDATE environments e SET state = 'stopped', stop_reason = 'host_lost', stopped_at = now(),
+                UPDATE environments e SET state = \(EnvironmentState.stopped.rawValue), stop_reason = \(StopReason.hostLost.rawValue), stopped_at = now(),
                     message = 'The machine your environment ran on stopped answering. Launch the activity again from your course to get a new one.'
                 FROM hosts h
-                WHERE e.engine = h.name AND h.health = 'down' AND h.down_since < now() - make_interval(secs => \(seconds))
-                    AND e.state IN ('requested', 'starting', 'ready', 'stopping')
-                RETURNING e.id, e.message
+                WHERE e.engine = h.name AND h.health = \(Host.Health.down.rawValue) AND h.down_since < now() - make_interval(secs => \(seconds))
+                    AND portal_is_live(e.state)
+                RETURNING e.id, e.state, e.message
             ), events AS (
-                INSERT INTO environment_events (environment_id, state, message) SELECT id, 'stopped', message FROM lost
+                INSERT INTO environment_events (environment_id, state, message) SELECT id, state, message FROM lost
             )
             SELECT id FROM lost
             """

@@ -1,3 +1,4 @@
+import Environments
 import Foundation
 import NIOCore
 import NIOFoundationCompat
@@ -10,17 +11,18 @@ struct RouteStore: Sendable {
 
     /// Every live environment's route.
     func live() async throws -> [ProxyRoute] {
-        try await routes("WHERE e.state IN ('requested', 'starting', 'ready', 'stopping')").compactMap(\.route)
+        try await routes("WHERE portal_is_live(e.state)").compactMap(\.route)
     }
 
     /// One environment's base path and, while it is live, its route.
+    /// - Throws: ``UnknownStoredValue`` when its state is one this portal does not know.
     func environment(_ id: Int64) async throws -> (basePath: String, route: ProxyRoute?)? {
         try await routes("WHERE e.id = \(id)").first
     }
 
     /// The live environment mounted at `basePath`, if any.
     func live(basePath: String) async throws -> ProxyRoute? {
-        try await routes("WHERE e.base_path = \(basePath) AND e.state IN ('requested', 'starting', 'ready', 'stopping')").first?.route
+        try await routes("WHERE e.base_path = \(basePath) AND portal_is_live(e.state)").first?.route
     }
 
     /// Records activity per environment: only ever moves `last_activity_at` forward.
@@ -56,7 +58,7 @@ struct RouteStore: Sendable {
             SELECT e.id, e.upstream, e.token_sealed, e.base_path, COALESCE(e.ready_at, e.requested_at), e.last_activity_at,
                    (pv.spec->>'idleTimeoutSeconds')::float8, (pv.spec->>'maxLifetimeSeconds')::float8
             FROM environments e JOIN profile_versions pv ON pv.slug = e.profile_slug AND pv.version = e.profile_version
-            WHERE e.state = 'ready'
+            WHERE e.state = \(EnvironmentState.ready.rawValue)
             """
         )
         var result = [Running]()
@@ -82,10 +84,11 @@ struct RouteStore: Sendable {
         query.sql += " " + condition.sql
         query.binds = condition.binds
         var result = [(basePath: String, route: ProxyRoute?)]()
-        for try await (id, userID, courseID, basePath, state, upstream, sealed, activity) in try await client.query(query)
+        for try await (id, userID, courseID, basePath, stored, upstream, sealed, activity) in try await client.query(query)
             .decode((Int64, Int64, Int64, String, String, String?, ByteBuffer, Int64).self)
         {
-            guard ProxyRoute.liveStates.contains(state) else {
+            let state = try EnvironmentState.stored(stored, table: "environments", column: "state")
+            guard state.isLive else {
                 result.append((basePath, nil))
                 continue
             }

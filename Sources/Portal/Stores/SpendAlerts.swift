@@ -20,25 +20,27 @@ struct SpendAlerts: Sendable {
         let rows = try await client.query(
             """
             SELECT level, committed::text, amount::text, currency, at FROM spend_alerts
-            WHERE course_id = \(courseID) AND period_start = \(periodStart) ORDER BY level = 'spent' DESC LIMIT 1
+            WHERE course_id = \(courseID) AND period_start = \(periodStart) ORDER BY level = \(SpendAlertLevel.spent.rawValue) DESC LIMIT 1
             """
         )
         for try await (level, committed, amount, currency, at) in rows.decode((String, String, String, String, Date).self) {
-            return Alert(spent: level == "spent", committed: Decimal(string: committed) ?? 0, amount: Decimal(string: amount) ?? 0, currency: currency, at: at)
+            let level = try SpendAlertLevel.stored(level, table: "spend_alerts", column: "level")
+            return Alert(spent: level == .spent, committed: Decimal(string: committed) ?? 0, amount: Decimal(string: amount) ?? 0, currency: currency, at: at)
         }
         return nil
     }
 
-    /// Live environments of the course `contextID` (of `consumerKey`, or any consumer) whose budget
-    /// for the period starting at `periodStart` was spent at least `grace` ago.
+    /// Live environments of the course `contextID` (of `consumerKey`, or any consumer), other than
+    /// those already stopping, whose budget for the period starting at `periodStart` was spent at
+    /// least `grace` ago.
     func overBudget(contextID: String, consumerKey: String?, periodStart: Date, grace: Duration) async throws -> [Int64] {
         let seconds = Double(grace.components.seconds)
         let rows = try await client.query(
             """
             SELECT e.id FROM environments e JOIN courses c ON c.id = e.course_id
-            JOIN spend_alerts a ON a.course_id = c.id AND a.period_start = \(periodStart) AND a.level = 'spent'
+            JOIN spend_alerts a ON a.course_id = c.id AND a.period_start = \(periodStart) AND a.level = \(SpendAlertLevel.spent.rawValue)
             WHERE c.context_id = \(contextID) AND (\(consumerKey)::text IS NULL OR c.consumer_key = \(consumerKey))
-                AND e.state IN ('requested', 'starting', 'ready') AND a.at <= now() - make_interval(secs => \(seconds))
+                AND portal_is_live(e.state) AND e.state <> \(EnvironmentState.stopping.rawValue) AND a.at <= now() - make_interval(secs => \(seconds))
             """
         )
         var ids = [Int64]()
