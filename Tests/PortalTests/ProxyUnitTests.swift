@@ -1,6 +1,7 @@
 import Environments
 import Foundation
 import HTTPTypes
+import LTI
 import NIOHTTP1
 @testable import Portal
 import Testing
@@ -155,9 +156,9 @@ struct RouteTableTests {
 /// The one access decision every proxy path takes, case by case.
 @Suite("Proxy access decision")
 struct ProxyAccessTests {
-    static let session = SessionCache.Entry(userID: 7, userSlug: "owner", role: "learner", validUntil: .now + .seconds(60))
+    static let session = SessionCache.Entry(userID: 7, userSlug: "owner", role: .learner, validUntil: .now + .seconds(60))
 
-    static func route(user: Int64 = 7, state: String = "ready", upstream: UpstreamAddress? = .tcp(host: "127.0.0.1", port: 1)) -> ProxyRoute {
+    static func route(user: Int64 = 7, state: EnvironmentState = .ready, upstream: UpstreamAddress? = .tcp(host: "127.0.0.1", port: 1)) -> ProxyRoute {
         ProxyRoute(environmentID: 1, userID: user, courseID: 2, basePath: "/user/owner/c/", state: state, upstream: upstream, token: "t", lastActivity: 0)
     }
 
@@ -180,7 +181,7 @@ struct ProxyAccessTests {
         #expect(Self.refusal(ProxyAccess.decide(originAllowed: true, session: Self.session, route: nil, pathOwner: owner)) == .notRunning)
         #expect(Self.refusal(ProxyAccess.decide(originAllowed: true, session: Self.session, route: nil, pathOwner: "someone")) == .forbidden)
         #expect(Self.refusal(ProxyAccess.decide(originAllowed: true, session: Self.session, route: Self.route(user: 8), pathOwner: owner)) == .forbidden)
-        #expect(Self.refusal(ProxyAccess.decide(originAllowed: true, session: Self.session, route: Self.route(state: "starting"), pathOwner: owner)) == .starting)
+        #expect(Self.refusal(ProxyAccess.decide(originAllowed: true, session: Self.session, route: Self.route(state: .starting), pathOwner: owner)) == .starting)
         #expect(Self.refusal(ProxyAccess.decide(originAllowed: true, session: Self.session, route: Self.route(upstream: nil), pathOwner: owner)) == .starting)
     }
 }

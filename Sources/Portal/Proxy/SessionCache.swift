@@ -1,4 +1,5 @@
 import Foundation
+import LTI
 import NIOCore
 import NIOFoundationCompat
 import PostgresNIO
@@ -12,12 +13,12 @@ final class SessionCache: Sendable {
     struct Entry: Sendable {
         var userID: Int64
         var userSlug: String
-        var role: String
+        var role: Roles.PortalRole
         var validUntil: ContinuousClock.Instant
     }
 
     /// Which origin a session was opened for (`sessions.scope`).
-    enum Scope: String, Sendable {
+    enum Scope: String, Sendable, CaseIterable {
         case portal, environments
     }
 
@@ -53,7 +54,10 @@ final class SessionCache: Sendable {
             """
         )
         for try await (userID, slug, role, remaining) in rows.decode((Int64, String, String, Double).self) {
-            let entry = Entry(userID: userID, userSlug: slug, role: role, validUntil: now + min(ttl, .milliseconds(Int64(remaining * 1000))))
+            let entry = Entry(
+                userID: userID, userSlug: slug, role: try .stored(role, table: "sessions", column: "role"),
+                validUntil: now + min(ttl, .milliseconds(Int64(remaining * 1000)))
+            )
             entries.withLock { table in
                 if table.count >= capacity { table.removeAll(keepingCapacity: true) }
                 table[key] = entry

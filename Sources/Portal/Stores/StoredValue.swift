@@ -35,8 +35,3 @@ extension RawRepresentable where Self: CaseIterable, RawValue == String {
 enum SpendAlertLevel: String, Sendable, CaseIterable {
     case warning, spent
 }
-
-/// Sessions' origins (`sessions.scope`, `handover_codes.scope`), listed for ``UnknownStoredValue``.
-extension SessionCache.Scope: CaseIterable {
-    static var allCases: [Self] { [.portal, .environments] }
-}
