@@ -76,7 +76,7 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["LTI"],
+            dependencies: ["LTI", "Environments"],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),

@@ -44,7 +44,7 @@ struct EngineTLSTests {
                 capacity: Capacity(cpu: 1, memoryBytes: 1 << 30)
             )
         }
-        let trusted = try engines.engine(of: host("tls", cert: info.cert, key: info.key))
+        let trusted = try #require(try engines.engine(of: host("tls", cert: info.cert, key: info.key)) as? DockerEngine)
         try await trusted.ping()
         #expect(try await trusted.imageExists(TestEnvironment.image))
         let rogue = try engines.engine(of: host("rogue", cert: info.rogue_cert, key: info.rogue_key))

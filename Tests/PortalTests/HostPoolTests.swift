@@ -34,7 +34,7 @@ struct HostPoolTests {
             let id = try await installation
             var counts = [String: Int]()
             for (name, engine) in engines {
-                counts[name] = try await engine.list(labels: [Labels.installation: id]).filter(\.running).count
+                counts[name] = try await engine.listContainers(labels: [Labels.installation: id]).filter(\.running).count
             }
             return counts
         }
@@ -48,7 +48,7 @@ struct HostPoolTests {
             for replica in replicas { replica.stop() }
             guard let id = try? await installation else { return }
             for (_, engine) in engines {
-                for container in (try? await engine.list(labels: [Labels.installation: id])) ?? [] { try? await engine.remove(container.id) }
+                for container in (try? await engine.listContainers(labels: [Labels.installation: id])) ?? [] { try? await engine.removeContainer(container.id) }
             }
         }
     }
@@ -207,14 +207,12 @@ struct HostPoolTests {
 
     private func copy(_ image: String, from root: DockerEngine, to target: DockerEngine, pool: [(name: String, endpoint: String)]) async throws {
         #expect(try await !target.imageExists(image))
-        let lifecycle = EnvironmentLifecycle(
-            engines: FixedEngines([("root", root), (pool[0].name, target)]), store: NoStore(), http: Self.http, installationID: "copy-test",
-            logger: Logger(label: "copy-test"), jupyter: try TestPaths.jupyterConfig()
-        )
-        try await lifecycle.copyImage(image, to: target)
+        var target = target
+        target.imageSources = ImageSources { [root, target] in [root, target] }
+        try await target.copyImage(image)
         #expect(try await target.imageExists(image))
         // An image no host has is refused with a message saying so.
-        await #expect(throws: EngineError.self) { try await lifecycle.copyImage("localhost/portal-nowhere:1", to: target) }
+        await #expect(throws: EngineError.self) { try await target.copyImage("localhost/portal-nowhere:1") }
     }
 
     /// 200 students launch at once through two portal processes on one database against a course
@@ -270,12 +268,4 @@ struct HostPoolTests {
         }
         await setup.clean()
     }
-}
-
-/// A store nothing is recorded in (the image copy needs none).
-struct NoStore: EnvironmentStore {
-    func claim(_ claim: EnvironmentClaim) async throws -> (record: EnvironmentRecord, created: Bool) { throw MissingComponent("no store") }
-    func update(_ id: Int64, _ change: EnvironmentChange) async throws -> EnvironmentRecord? { nil }
-    func find(_ id: Int64) async throws -> EnvironmentRecord? { nil }
-    func live(engine: String) async throws -> [EnvironmentRecord] { [] }
 }

@@ -156,7 +156,7 @@ struct HostileConnectionTests {
     static func removeContainers(servedAt base: String) async throws {
         let engine = try DockerEngine(endpoint: try #require(TestEnvironment.engineEndpoint), client: PodmanLifecycleTests.http)
         let user = String(base.split(separator: "/")[1])
-        guard let installation = try await engine.list(labels: [Labels.user: user]).first?.labels[Labels.installation] else { return }
-        for container in try await engine.list(labels: [Labels.installation: installation]) { try await engine.remove(container.id) }
+        guard let installation = try await engine.listContainers(labels: [Labels.user: user]).first?.labels[Labels.installation] else { return }
+        for container in try await engine.listContainers(labels: [Labels.installation: installation]) { try await engine.removeContainer(container.id) }
     }
 }

@@ -49,8 +49,8 @@ struct PodmanLifecycleTests {
             throw MissingComponent("environment \(id) did not reach \(states) in time: \(String(describing: try await store.find(id)))")
         }
 
-        func containers() async throws -> [ContainerInfo] {
-            try await engine.list(labels: [Labels.installation: installation])
+        func containers() async throws -> [EnvironmentInstance] {
+            try await engine.list(installation: installation)
         }
     }
 
@@ -85,7 +85,7 @@ struct PodmanLifecycleTests {
     }
 
     static func clean(_ harness: Harness) async {
-        for container in (try? await harness.containers()) ?? [] { try? await harness.engine.remove(container.id) }
+        for container in (try? await harness.containers()) ?? [] { try? await harness.engine.removeContainer(container.id) }
     }
 
     /// `GET <base>api/status` straight to the server (not through the portal), with `secret` in its header.
@@ -150,13 +150,13 @@ struct PodmanLifecycleTests {
                 return ids[0]
             }
             // A new portal process: reconcile adopts the running environment and removes an orphan.
-            let orphan = try await h.engine.create(
+            let orphan = try await h.engine.createContainer(
                 ContainerSpec(
                     name: "portal-orphan-\(h.installation.prefix(8))", image: TestEnvironment.image, command: ["sleep", "600"],
                     labels: [Labels.installation: h.installation], memoryBytes: 64 << 20, nanoCPUs: 100_000_000
                 )
             )
-            try await h.engine.start(orphan)
+            try await h.engine.startContainer(orphan)
             let second = try h.lifecycle()
             let result = try await second.reconcile()
             #expect(result.adopted == [id])
@@ -165,7 +165,7 @@ struct PodmanLifecycleTests {
             #expect(try await h.store.find(id)?.state == .ready)
 
             // A container that vanished while the portal was away is marked stopped.
-            try await h.engine.remove(try #require(try await h.containers().first).id)
+            try await h.engine.removeContainer(try #require(try await h.containers().first).id)
             let third = try h.lifecycle()
             let after = try await third.reconcile()
             #expect(after.vanished == [id])
@@ -182,9 +182,8 @@ struct PodmanLifecycleTests {
             #expect(created)
             // What the first portal got done before it stopped: container created and started.
             let record = try #require(try await h.store.update(claimed.id, EnvironmentChange(.starting, message: "Starting the server")))
-            let id = try await h.engine.create(try await first.prepare(record, on: h.engine))
+            let id = try await h.engine.start(try first.specification(record))
             _ = try await h.store.update(record.id, EnvironmentChange(.starting, containerID: id))
-            try await h.engine.start(id)
 
             let second = try h.lifecycle()
             try await withThrowingTaskGroup(of: Void.self) { group in

@@ -1,5 +1,5 @@
 import AsyncHTTPClient
-import Environments
+@testable import Environments
 import Foundation
 import Logging
 import NIOCore
@@ -67,7 +67,7 @@ struct ProcessEngineTests {
                 let b = try await lifecycle.ensure(EnvironmentClaim(userID: bob, courseID: course, profile: profile, profileVersion: 1))
                 let readyA = try await harness.wait(a.id, for: [.ready, .failed])
                 let readyB = try await harness.wait(b.id, for: [.ready, .failed])
-                let logA = (try? await engine.logs(readyA.containerName, lines: 20)) ?? ""
+                let logA = engine.sandboxLogs(readyA.containerName, lines: 20)
                 #expect(readyA.state == .ready, "\(readyA.message ?? "") \(logA)")
                 #expect(readyB.state == .ready, "\(readyB.message ?? "")")
                 #expect(readyA.upstream?.hasPrefix("unix:") == true)
@@ -122,25 +122,27 @@ struct ProcessEngineTests {
                     except OSError as e:
                         print("UNWRITABLE", type(e).__name__)
                     """
-                try await engine.ensureVolume("probe-home", labels: [:])
-                let probe = try await engine.create(
-                    ContainerSpec(
-                        name: "probe", image: "", command: [venv + "/bin/python3", "-c", script], memoryBytes: 256 << 20, nanoCPUs: 500_000_000,
-                        mounts: [.init(volume: "probe-home", path: "/home/jovyan")],
-                        files: [.init(path: "/etc/portal/probe/hello.txt", contents: Data("hello, sandbox".utf8))]
+                let probe = try await engine.start(
+                    EnvironmentSpec(
+                        name: "probe", image: nil, command: [venv + "/bin/python3", "-c", script], basePath: "/", memoryBytes: 256 << 20, nanoCPUs: 500_000_000,
+                        home: .init(name: "probe-home"), files: [.init(path: "/etc/portal/probe/hello.txt", contents: Data("hello, sandbox".utf8))]
                     )
                 )
-                try await engine.start(probe)
-                for _ in 0..<100 where try await engine.inspect(probe)?.running == true { try await Task.sleep(for: .milliseconds(100)) }
-                let output = try await engine.logs(probe, lines: 20)
+                var output = ""
+                let probeDeadline = ContinuousClock.now + .seconds(600)
+                while output.isEmpty {
+                    if case .exited(_, _, let log) = try await engine.poll(probe) { output = log; break }
+                    guard ContinuousClock.now < probeDeadline else { Issue.record("the probe never exited"); break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
                 #expect(output.components(separatedBy: "DENIED").count - 1 == 5, "\(output)")
                 #expect(!output.contains("READ") && !output.contains("bob's secret"), "\(output)")
                 #expect(output.contains("HOME ['student']"), "\(output)")
                 #expect(!output.contains("UID 0"), "\(output)")
                 #expect(output.contains("FILE hello, sandbox") && output.contains("UNWRITABLE") && !output.contains("WROTE"), "\(output)")
-                try await engine.remove(probe)
+                try await engine.stop(probe, timeout: .seconds(10))
                 #expect(!FileManager.default.fileExists(atPath: root + "/files/" + probe))
-                try await engine.removeVolume("probe-home")
+                try await engine.deleteHome("probe-home")
 
                 // The memory limit is the profile's.
                 let stats = try await engine.stats(readyA.containerName)
@@ -151,7 +153,7 @@ struct ProcessEngineTests {
                 lifecycle.requestStop(b.id, reason: .student)
                 #expect(try await harness.wait(a.id, for: [.stopped, .failed], timeout: .seconds(60)).state == .stopped)
                 #expect(try await harness.wait(b.id, for: [.stopped, .failed], timeout: .seconds(60)).state == .stopped)
-                #expect(try await engine.list(labels: [:]).isEmpty)
+                #expect(try engine.listSandboxes(labels: [:]).isEmpty)
                 lifecycle.finish()
                 try await group.waitForAll()
             }

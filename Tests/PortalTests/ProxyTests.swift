@@ -74,7 +74,7 @@ struct ProxyTests {
         guard let endpoint = TestEnvironment.engineEndpoint, let engine = try? DockerEngine(endpoint: endpoint, client: PodmanLifecycleTests.http),
             let installation = try? await EnvironmentsRuntime.installationID(db)
         else { return }
-        for container in (try? await engine.list(labels: [Labels.installation: installation])) ?? [] { try? await engine.remove(container.id) }
+        for container in (try? await engine.listContainers(labels: [Labels.installation: installation])) ?? [] { try? await engine.removeContainer(container.id) }
     }
 
     static func token(_ db: PostgresClient) async throws -> String {

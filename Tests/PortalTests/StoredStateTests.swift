@@ -190,7 +190,7 @@ struct StoredStateTests {
             }
             try await insert("ready")
             try await insert("stopped")
-            #expect(try await MigrationRunner(migrations: all, logger: Logger(label: "test")).run(on: client) == ["0007_live_defined_once"])
+            #expect(try await MigrationRunner(migrations: all.filter { $0.version <= 7 }, logger: Logger(label: "test")).run(on: client) == ["0007_live_defined_once"])
             try await insert("failed")
             await #expect(throws: PSQLError.self) { try await insert("starting") }
             let live = try await TestDatabase.count(client, "SELECT count(*) FROM environments WHERE portal_is_live(state)")

@@ -8,10 +8,7 @@ extension DockerEngine {
     /// Copies `image` from `source` through the two engines' APIs: `GET /images/{name}/get` on the
     /// source streams a docker archive straight into `POST /images/load` here, without a registry
     /// and without holding the archive in memory or on disk.
-    public func loadImage(_ image: String, from source: any Engine) async throws {
-        guard let source = source as? DockerEngine else {
-            throw EngineError(.imageMissing, "The image \(image) can only be copied from another container engine, not from \(source.name).")
-        }
+    public func loadImage(_ image: String, from source: DockerEngine) async throws {
         var export = HTTPClientRequest(url: source.base + "/v1.41/images/" + image.split(separator: "/").map { escape(String($0)) }.joined(separator: "/") + "/get")
         export.headers.replaceOrAdd(name: "Host", value: "localhost")
         let archive: HTTPClientResponse

@@ -5,11 +5,13 @@ import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 
-/// An ``Engine`` for one host's Docker Engine API (v1.41), over a unix socket or TCP. Works with
-/// Docker and with Podman's compatible service; no behaviour depends on the server's version string.
+/// One host's Docker Engine API (v1.41), over a unix socket or TCP: the container calls here, the
+/// ``Engine`` seam built on them in `DockerEngine+Engine.swift`. Works with Docker and with Podman's
+/// compatible service; no behaviour depends on the server's version string.
 public struct DockerEngine: Engine {
     public let name: String
-    public var runsImages: Bool { true }
+    /// The other hosts of the pool, to copy an image from when this host lacks it.
+    public var imageSources = ImageSources.none
     let base: String
     let client: HTTPClient
     /// Whether the engine is Podman, once asked.
@@ -47,6 +49,7 @@ public struct DockerEngine: Engine {
         _ = try await request(.GET, "/_ping", accept: [200], deadline: .seconds(5))
     }
 
+    /// Whether `image` is present on the host (never pulled: images come from the portal's own build).
     public func imageExists(_ image: String) async throws -> Bool {
         // Image names keep their slashes in the path (`/images/localhost/portal-jupyter:1/json`).
         let name = image.split(separator: "/").map { escape(String($0)) }.joined(separator: "/")
@@ -54,18 +57,20 @@ public struct DockerEngine: Engine {
         return response.status == 200
     }
 
+    /// Creates the named volume if it does not exist.
     public func ensureVolume(_ name: String, labels: [String: String]) async throws {
         let existing = try await request(.GET, "/volumes/\(escape(name))", accept: [200, 404])
         guard existing.status == 404 else { return }
         _ = try await request(.POST, "/volumes/create", body: DockerAPI.CreateVolume(Name: name, Labels: labels), accept: [200, 201])
     }
 
+    /// Removes the named volume; a missing one is not an error.
     public func removeVolume(_ name: String) async throws {
         _ = try await request(.DELETE, "/volumes/\(escape(name))?force=true", accept: [204, 404])
     }
 
     /// Creates the container and puts ``ContainerSpec/files`` into it.
-    public func create(_ spec: ContainerSpec) async throws -> String {
+    public func createContainer(_ spec: ContainerSpec) async throws -> String {
         // Podman's compatible API ignores GPU requests; its own API takes them as CDI devices.
         if !spec.gpuDevices.isEmpty, try await isPodman() { return try await createWithLibpod(spec) }
         let response = try await request(
@@ -88,7 +93,7 @@ public struct DockerEngine: Engine {
             let reason = String(describing: error).prefix(400)
             let kind = (error as? EngineError)?.kind ?? .failed
             do {
-                try await remove(id)
+                try await removeContainer(id)
             } catch {
                 throw EngineError(kind, "\(name) did not take the environment's files (\(reason)), and removing the container failed: \(error)")
             }
@@ -123,11 +128,14 @@ public struct DockerEngine: Engine {
         )
     }
 
-    public func start(_ id: String) async throws {
+    /// Starts a created container.
+    /// - Throws: ``EngineError`` (`portConflict` when its published port was taken meanwhile).
+    public func startContainer(_ id: String) async throws {
         _ = try await request(.POST, "/containers/\(escape(id))/start", accept: [204, 304])
     }
 
-    public func inspect(_ id: String) async throws -> ContainerInfo? {
+    /// The container's state, or `nil` when it does not exist.
+    public func inspectContainer(_ id: String) async throws -> ContainerInfo? {
         let response = try await request(.GET, "/containers/\(escape(id))/json", accept: [200, 404])
         guard response.status == 200 else { return nil }
         let json = try JSONDecoder().decode(DockerAPI.ContainerJSON.self, from: response.body)
@@ -151,16 +159,19 @@ public struct DockerEngine: Engine {
         )
     }
 
-    public func stop(_ id: String, timeout: Duration) async throws {
+    /// Asks the container to stop, killing it after `timeout`.
+    public func stopContainer(_ id: String, timeout: Duration) async throws {
         let seconds = max(1, timeout.components.seconds)
         _ = try await request(.POST, "/containers/\(escape(id))/stop?t=\(seconds)", accept: [204, 304, 404], deadline: .seconds(seconds + 30))
     }
 
-    public func remove(_ id: String) async throws {
+    /// Removes the container (not its volumes); a missing one is not an error.
+    public func removeContainer(_ id: String) async throws {
         _ = try await request(.DELETE, "/containers/\(escape(id))?force=true&v=false", accept: [200, 204, 404])
     }
 
-    public func list(labels: [String: String]) async throws -> [ContainerInfo] {
+    /// Every container (running or not) carrying all of `labels`.
+    public func listContainers(labels: [String: String]) async throws -> [ContainerInfo] {
         let filters = ["label": labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }]
         let encoded = String(decoding: try JSONEncoder().encode(filters), as: UTF8.self)
         let response = try await request(.GET, "/containers/json?all=true&filters=\(escape(encoded))", accept: [200])
@@ -175,6 +186,7 @@ public struct DockerEngine: Engine {
         }
     }
 
+    /// Resource use of a running container.
     public func stats(_ id: String) async throws -> ContainerStats {
         let response = try await request(.GET, "/containers/\(escape(id))/stats?stream=false", accept: [200])
         let stats = try JSONDecoder().decode(DockerAPI.Stats.self, from: response.body)
@@ -186,7 +198,8 @@ public struct DockerEngine: Engine {
         )
     }
 
-    public func logs(_ id: String, lines: Int) async throws -> String {
+    /// The last `lines` lines the container printed.
+    public func containerLogs(_ id: String, lines: Int) async throws -> String {
         let response = try await request(.GET, "/containers/\(escape(id))/logs?stdout=true&stderr=true&tail=\(lines)", accept: [200, 404])
         return Self.demultiplex(response.body)
     }
@@ -247,6 +260,9 @@ public struct DockerEngine: Engine {
             ?? String(decoding: data.prefix(300), as: UTF8.self)
         if let missingImage, status == 404 || detail.contains("no such image") || detail.contains("image not known") {
             throw EngineError(.imageMissing, "The image \(missingImage) is not on \(name). Build or load it there first (scripts/engine/build-image.sh).")
+        }
+        if detail.contains("address already in use") {
+            throw EngineError(.portConflict, "\(name): \(detail)")
         }
         if status == 409 || detail.contains("already in use") {
             throw EngineError(.conflict, "\(name): \(detail)")

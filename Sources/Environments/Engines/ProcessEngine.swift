@@ -14,7 +14,6 @@ import Glibc
 public final class ProcessEngine: Engine, @unchecked Sendable {
     // Invariant: mutable state lives in files under `root`, guarded by `lock`.
     public let name = "process@local"
-    public var runsImages: Bool { false }
     /// The virtualenv with jupyter-server (scripts/engine/setup-process-engine.sh).
     public let venv: String
     let root: String
@@ -69,10 +68,8 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
         chmod(files, 0o711)
     }
 
-    public func imageExists(_ image: String) async throws -> Bool { true }
-
     /// Creates the home directory and gives it a uid of its own.
-    public func ensureVolume(_ name: String, labels: [String: String]) async throws {
+    func ensureHome(_ name: String) throws {
         let path = try homePath(name)
         try lock.withLock {
             if FileManager.default.fileExists(atPath: path) { return }
@@ -84,12 +81,13 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
         }
     }
 
-    public func removeVolume(_ name: String) async throws {
+    public func deleteHome(_ name: String) async throws {
         let path = try homePath(name)
         if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
     }
 
-    public func create(_ spec: ContainerSpec) async throws -> String {
+    /// Records the sandbox to run and writes its files; ``startSandbox(_:)`` starts it.
+    func createSandbox(_ spec: ContainerSpec) throws -> String {
         let home = try homePath(try homeVolume(of: spec))
         guard FileManager.default.fileExists(atPath: home) else { throw EngineError(.notFound, "the home \(home) does not exist") }
         let uid = try owner(of: home)
@@ -103,7 +101,7 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
     }
 
     /// Writes `files` under ``files``/`id` (a directory only root and the sandbox's uid can enter;
-    /// the files belong to root), for ``start(_:)`` to bind read-only at their paths.
+    /// the files belong to root), for ``startSandbox(_:)`` to bind read-only at their paths.
     /// - Returns: each file's host path and path in the sandbox.
     private func write(_ specFiles: [ContainerSpec.File], for id: String, uid: UInt32) throws -> [ProcessRecord.File] {
         let directory = files + "/" + id
@@ -125,7 +123,8 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
         return written
     }
 
-    public func start(_ id: String) async throws {
+    /// Seeds the home with course materials (once) and spawns the sandboxed server.
+    func startSandbox(_ id: String) throws {
         var record = try load(id)
         if let pid = record.pid, Self.isAlive(pid) { return }
         let spec = record.spec
@@ -150,8 +149,9 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
         try lock.withLock { try record.write(to: stateFile(id)) }
     }
 
-    public func inspect(_ id: String) async throws -> ContainerInfo? {
-        guard let record = try? load(id) else { return nil }
+    /// The sandbox's state, or `nil` when there is none.
+    func inspectSandbox(_ id: String) throws -> ContainerInfo? {
+        guard let record = try loadIfPresent(id) else { return nil }
         let running = record.pid.map(Self.isAlive) ?? false
         let socket = socketDirectory(id) + "/jupyter.sock"
         return ContainerInfo(
@@ -161,8 +161,8 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
     }
 
     /// SIGTERM to the Jupyter server (so kernels shut down cleanly), then the sandbox is killed after `timeout`.
-    public func stop(_ id: String, timeout: Duration) async throws {
-        guard let record = try? load(id), let pid = record.pid, Self.isAlive(pid) else { return }
+    func terminate(_ id: String, timeout: Duration) async throws {
+        guard let record = try loadIfPresent(id), let pid = record.pid, Self.isAlive(pid) else { return }
         let server = ProcessCgroups(root: cgroupRoot, name: id, logger: logger).processes().first { Self.commandLine(of: $0).contains("bin/jupyter") && $0 != pid }
         kill(server ?? pid, SIGTERM)
         let deadline = ContinuousClock.now + timeout
@@ -173,21 +173,22 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
         for _ in 0..<50 where Self.isAlive(pid) { try await Task.sleep(for: .milliseconds(100)) }
     }
 
-    public func remove(_ id: String) async throws {
-        try await stop(id, timeout: .seconds(10))
-        try? FileManager.default.removeItem(atPath: socketDirectory(id))
-        try? FileManager.default.removeItem(atPath: files + "/" + id)
-        try? FileManager.default.removeItem(atPath: stateFile(id))
-        try? FileManager.default.removeItem(atPath: state + "/" + id + ".log")
+    /// Terminates the sandbox and removes everything of it but its home.
+    func removeSandbox(_ id: String, timeout: Duration) async throws {
+        try await terminate(id, timeout: timeout)
+        for path in [socketDirectory(id), files + "/" + id, stateFile(id), state + "/" + id + ".log"] {
+            try Self.removeIfPresent(path)
+        }
         await ProcessCgroups(root: cgroupRoot, name: id, logger: logger).remove()
     }
 
-    public func list(labels: [String: String]) async throws -> [ContainerInfo] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: state)) ?? []
+    /// Every sandbox carrying all of `labels`.
+    func listSandboxes(labels: [String: String]) throws -> [ContainerInfo] {
+        let names = try FileManager.default.contentsOfDirectory(atPath: state)
         var result = [ContainerInfo]()
         for file in names where file.hasSuffix(".json") {
             let id = String(file.dropLast(5))
-            guard let info = try await inspect(id), labels.allSatisfy({ info.labels[$0.key] == $0.value }) else { continue }
+            guard let info = try inspectSandbox(id), labels.allSatisfy({ info.labels[$0.key] == $0.value }) else { continue }
             result.append(info)
         }
         return result
@@ -197,7 +198,8 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
         ProcessCgroups(root: cgroupRoot, name: id, logger: logger).stats()
     }
 
-    public func logs(_ id: String, lines: Int) async throws -> String {
+    /// The last `lines` lines the sandbox's server printed.
+    func sandboxLogs(_ id: String, lines: Int) -> String {
         let text = (try? String(contentsOfFile: state + "/" + id + ".log", encoding: .utf8)) ?? ""
         return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
     }
@@ -217,6 +219,15 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
     }
 
     private func stateFile(_ id: String) -> String { state + "/" + id + ".json" }
+
+    /// The sandbox's record, or `nil` when there is none (a record that cannot be read is an error).
+    private func loadIfPresent(_ id: String) throws -> ProcessRecord? {
+        do {
+            return try load(id)
+        } catch let error as EngineError where error.kind == .notFound {
+            return nil
+        }
+    }
 
     private func load(_ id: String) throws -> ProcessRecord {
         guard !id.contains("/") else { throw EngineError(.notFound, "no environment \(id)") }
@@ -248,6 +259,17 @@ public final class ProcessEngine: Engine, @unchecked Sendable {
         }
         FileManager.default.createFile(atPath: marker, contents: nil)
         chown(marker, uid, uid)
+    }
+
+    /// Removes `path`; one that is not there is not an error, any other failure is.
+    static func removeIfPresent(_ path: String) throws {
+        do {
+            try FileManager.default.removeItem(atPath: path)
+        } catch let error as CocoaError where error.code == .fileNoSuchFile {
+            return
+        } catch {
+            throw EngineError(.failed, "cannot remove \(path): \(error)")
+        }
     }
 
     static func isAlive(_ pid: Int32) -> Bool {

@@ -38,7 +38,7 @@ extension EnvironmentLifecycle {
     }
 
     func reconcile(host: String, engine: any Engine, into result: inout Reconciliation) async throws {
-        let containers = try await engine.list(labels: installationLabels)
+        let containers = try await engine.list(installation: installationID)
         let byName = Dictionary(containers.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         var claimed = Set<String>()
         for record in try await store.live(engine: host) {
@@ -56,13 +56,21 @@ extension EnvironmentLifecycle {
                 }
                 result.adopted.append(record.id)
             case (_, let container):
-                if let container { try? await engine.remove(container.id) }
-                _ = try await store.update(record.id, EnvironmentChange(.stopped, message: "The environment had stopped while the portal was away", stopReason: .vanished))
+                if let container {
+                    do {
+                        try await engine.stop(container.id, timeout: stopTimeout)
+                    } catch {
+                        logger.with(environment: record.id).warning(
+                            "could not remove the stopped server of a vanished environment", metadata: ["container": "\(container.name)", "error": "\(error)"]
+                        )
+                    }
+                }
+                try await self.record(record.id, EnvironmentChange(.stopped, message: "The environment had stopped while the portal was away", stopReason: .vanished))
                 result.vanished.append(record.id)
             }
         }
         for container in containers where !claimed.contains(container.name) {
-            try await engine.remove(container.id)
+            try await engine.stop(container.id, timeout: stopTimeout)
             result.removedContainers.append(container.name)
         }
         logger.notice(
@@ -78,12 +86,13 @@ extension EnvironmentLifecycle {
     func resume(_ record: EnvironmentRecord) async {
         do {
             let engine = try await engines.engine(for: record.engine)
-            let upstream = try await waitUntilReady(record, on: engine, containerID: record.containerID ?? record.containerName, deadline: .now + startTimeout)
-            _ = try await store.update(record.id, EnvironmentChange(.ready, message: "Your environment is ready", upstream: upstream))
+            let upstream = try await waitUntilReady(record, on: engine, environment: record.containerID ?? record.containerName, deadline: .now + startTimeout)
+            if try await self.record(record.id, EnvironmentChange(.ready, message: "Your environment is ready", upstream: upstream)) == nil {
+                await cleanUp(record, because: "it was stopped while starting")
+            }
         } catch {
             if Task.isCancelled { return }  // shutting down: the next reconcile resumes it again
-            await cleanUp(record)
-            _ = try? await store.update(record.id, EnvironmentChange(.failed, message: Self.studentMessage(for: error, timeout: startTimeout), stopReason: .failed))
+            await fail(record, error)
         }
     }
 }

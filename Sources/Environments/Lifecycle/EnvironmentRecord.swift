@@ -125,11 +125,15 @@ public struct EnvironmentChange: Sendable {
     public var stopReason: StopReason?
     /// With `ready`: how long the start took, and the portal's own share of it, in milliseconds.
     public var timings: (start: Int, portal: Int)?
+    /// What went wrong, in the engine's or the store's own words: kept in the environment's event
+    /// for operators, never shown to the student (``message`` is for them).
+    public var detail: String?
 
     public init(
         _ state: EnvironmentState, message: String? = nil, containerID: String? = nil, upstream: String? = nil, stopReason: StopReason? = nil,
-        timings: (start: Int, portal: Int)? = nil
+        timings: (start: Int, portal: Int)? = nil, detail: String? = nil
     ) {
+        self.detail = detail
         self.state = state
         self.message = message
         self.containerID = containerID

@@ -77,7 +77,7 @@ final class HostEngines: EngineDirectory {
             return Entry(host: host, engine: processEngine)
         case .docker:
             guard let tls = host.tls else {
-                return Entry(host: host, engine: try DockerEngine(endpoint: host.endpoint, name: host.name, client: http, publishAddress: host.publishAddress))
+                return Entry(host: host, engine: try docker(endpoint: host.endpoint, of: host, client: http))
             }
             var configuration = TLSConfiguration.makeClientConfiguration()
             do {
@@ -92,12 +92,21 @@ final class HostEngines: EngineDirectory {
             let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
             let endpoint = "https://" + host.endpoint.dropFirst("tcp://".count)
             do {
-                return Entry(host: host, engine: try DockerEngine(endpoint: endpoint, name: host.name, client: client, publishAddress: host.publishAddress), client: client)
+                return Entry(host: host, engine: try docker(endpoint: endpoint, of: host, client: client), client: client)
             } catch {
                 try? client.syncShutdown()
                 throw error
             }
         }
+    }
+
+    /// The container engine of `host`, copying images it lacks from the pool's other container hosts.
+    private func docker(endpoint: String, of host: Host, client: HTTPClient) throws -> DockerEngine {
+        var engine = try DockerEngine(endpoint: endpoint, name: host.name, client: client, publishAddress: host.publishAddress)
+        engine.imageSources = ImageSources { [weak self] in
+            try await self?.all().compactMap { $0.engine as? DockerEngine } ?? []
+        }
+        return engine
     }
 
     /// The HTTP client settings for engines and servers: no redirects, and enough connections per

@@ -47,7 +47,7 @@ struct EnvironmentRepository: EnvironmentStore {
                 WHERE id = \(id) AND state = ANY(\(allowed))
                 RETURNING id, state
             )
-            INSERT INTO environment_events (environment_id, state, message) SELECT id, state, \(change.message)::text FROM moved
+            INSERT INTO environment_events (environment_id, state, message, detail) SELECT id, state, \(change.message)::text, \(change.detail)::text FROM moved
             RETURNING environment_id
             """
         )
