@@ -1,10 +1,28 @@
 @testable import Environments
+import AsyncHTTPClient
 import Foundation
 import TestSupport
 import Testing
 
 @Suite("Docker Engine API requests")
 struct DockerEngineTests {
+    /// Errors are told apart by kind, never by matching their text at the caller: the port a
+    /// start was handed taken by a simultaneous one is `portConflict` (the start retries with a
+    /// fresh port), a name in use `conflict`.
+    @Test func refusalsAreSortedIntoKinds() throws {
+        let engine = try DockerEngine(endpoint: "unix:///unused", name: "podman@test", client: .shared)
+        func kind(_ status: Int, _ message: String, image: String? = nil) -> EngineError.Kind {
+            engine.refusal(status: status, body: Data(#"{"message": "\#(message)"}"#.utf8), method: "POST", path: "/containers/x/start", missingImage: image).kind
+        }
+        #expect(kind(500, "rootlessport listen tcp 127.0.0.1:40123: bind: address already in use") == .portConflict)
+        #expect(kind(409, "the container name \"portal-x\" is already in use") == .conflict)
+        #expect(kind(404, "no such container") == .notFound)
+        #expect(kind(404, "no such image", image: "localhost/x:1") == .imageMissing)
+        #expect(kind(500, "crun: cgroup write EACCES") == .failed)
+        let failed = engine.refusal(status: 500, body: Data("not json".utf8), method: "POST", path: "/containers/x/start?t=1", missingImage: nil)
+        #expect(failed.message == "podman@test answered 500 to POST /containers/x/start: not json")
+    }
+
     @Test func theCreateBodyCarriesLimitsLabelsAndALoopbackPort() throws {
         let spec = ContainerSpec(
             name: "portal-x", image: "localhost/portal-jupyter:1", command: ["jupyter", "server"], environment: ["JUPYTER_TOKEN": "t", "A": "1"],

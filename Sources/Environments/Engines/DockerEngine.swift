@@ -256,20 +256,27 @@ public struct DockerEngine: Engine {
         let data = Data(buffer: try await response.body.collect(upTo: 64 << 20))
         let status = Int(response.status.code)
         if accept.contains(status) { return Reply(status: status, body: data) }
-        let detail = (try? JSONDecoder().decode(DockerAPI.ErrorBody.self, from: data)).flatMap { $0.message ?? $0.cause }
-            ?? String(decoding: data.prefix(300), as: UTF8.self)
+        throw refusal(status: status, body: data, method: method.rawValue, path: path, missingImage: missingImage)
+    }
+
+    /// The ``EngineError`` for an answer the call did not accept, its kind read from the status and
+    /// the engine's message (Docker and Podman word them alike): a missing image, a published port
+    /// taken meanwhile, a name in use, a missing object, or anything else.
+    func refusal(status: Int, body: Data, method: String, path: String, missingImage: String?) -> EngineError {
+        let detail = (try? JSONDecoder().decode(DockerAPI.ErrorBody.self, from: body)).flatMap { $0.message ?? $0.cause }
+            ?? String(decoding: body.prefix(300), as: UTF8.self)
         if let missingImage, status == 404 || detail.contains("no such image") || detail.contains("image not known") {
-            throw EngineError(.imageMissing, "The image \(missingImage) is not on \(name). Build or load it there first (scripts/engine/build-image.sh).")
+            return EngineError(.imageMissing, "The image \(missingImage) is not on \(name). Build or load it there first (scripts/engine/build-image.sh).")
         }
         if detail.contains("address already in use") {
-            throw EngineError(.portConflict, "\(name): \(detail)")
+            return EngineError(.portConflict, "\(name): \(detail)")
         }
         if status == 409 || detail.contains("already in use") {
-            throw EngineError(.conflict, "\(name): \(detail)")
+            return EngineError(.conflict, "\(name): \(detail)")
         }
         if status == 404 {
-            throw EngineError(.notFound, "\(name): \(detail)")
+            return EngineError(.notFound, "\(name): \(detail)")
         }
-        throw EngineError(.failed, "\(name) answered \(status) to \(method.rawValue) \(path.split(separator: "?").first ?? ""): \(detail)")
+        return EngineError(.failed, "\(name) answered \(status) to \(method) \(path.split(separator: "?").first ?? ""): \(detail)")
     }
 }
